@@ -1,0 +1,3 @@
+from prospectpro.cli import main
+
+main()

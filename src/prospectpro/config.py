@@ -1,0 +1,54 @@
+"""Settings, read from ``PROSPECTPRO_*`` environment variables.
+
+Zero configuration gives the embedded default: one SQLite file in a data
+directory that is created on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "prospectpro"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROSPECTPRO_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    # Empty means: a SQLite file inside data_dir.
+    database_url: str = ""
+
+    # Durable queue.
+    lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    poll_interval: float = Field(default=0.2, gt=0, le=60)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    retry_base_seconds: float = Field(default=2.0, ge=0)
+    retry_max_seconds: float = Field(default=300.0, ge=0)
+
+    # Pipeline.
+    enrich_concurrency: int = Field(default=4, ge=1, le=64)
+    # Extra enrichment steps as "module:attribute" import paths; each names a
+    # callable returning an Enricher (see prospectpro.providers.protocols).
+    extra_enrichers: list[str] = Field(default_factory=list)
+
+    # Discovery data shipped with the package, imported on first start.
+    import_bundled_places: bool = True
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'prospectpro.sqlite3'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

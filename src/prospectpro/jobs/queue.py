@@ -1,0 +1,370 @@
+"""The durable queue: enqueue, claim, lease, retry, cancel — and the one
+function through which every change of a job goes (``apply_change``), so
+that each change is one row update plus one event in one transaction."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from prospectpro.domain.campaign import JobStatus, Stage
+from prospectpro.errors import NotFound
+from prospectpro.jobs.model import Change, Job, JobEvent, JobFinished, Lease, LeaseLost, utcnow
+from prospectpro.store.db import Database, mark_changed
+from prospectpro.store.schema import campaigns, discovery_jobs, job_events
+
+
+def _merge(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(old)
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def lock_job(conn: Connection, job_id: str, lease: Lease | None = None) -> Job:
+    """Read a job for change, holding its row lock until the transaction ends.
+
+    With a lease, this is the fence: a worker whose lease was taken over
+    (or whose job ended) gets LeaseLost and its transaction writes nothing.
+    """
+    query = select(discovery_jobs).where(discovery_jobs.c.id == job_id)
+    if conn.dialect.name != "sqlite":  # SQLite: BEGIN IMMEDIATE already serializes writers
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"job {job_id} not found")
+    job = Job.from_row(row)
+    if lease is not None and (
+        job.status != JobStatus.processing or job.lease_owner != lease.worker_id or job.lease_token != lease.token
+    ):
+        raise LeaseLost(f"job {job_id}: lease {lease.token} held by {lease.worker_id} is no longer valid")
+    return job
+
+
+def apply_change(
+    conn: Connection,
+    job: Job,
+    change: Change,
+    *,
+    now: datetime | None = None,
+    columns: Mapping[str, Any] | None = None,
+) -> tuple[Job, JobEvent]:
+    """Update the job row and append its next event; the caller holds the row (``lock_job``)."""
+    if job.status.terminal:
+        raise JobFinished(f"job {job.id} is {job.status.value}")
+    now = now or utcnow()
+    values: dict[str, Any] = {"event_seq": job.event_seq + 1, "updated_at": now, **(columns or {})}
+    if change.status is not None:
+        values["status"] = change.status.value
+        if change.status.terminal:
+            values["completed_at"] = now
+            values["lease_owner"] = None
+            values["lease_expires_at"] = None
+    if change.stage is not None:
+        values["current_stage"] = change.stage.value
+    if change.progress is not None:
+        values["progress"] = max(job.progress, min(100, change.progress))
+    if change.metrics:
+        values["metrics"] = _merge(job.metrics, change.metrics)
+    if change.checkpoint:
+        values["checkpoint"] = _merge(job.checkpoint, change.checkpoint)
+    if change.error is not None:
+        values["error"] = change.error
+    result = conn.execute(
+        update(discovery_jobs)
+        .where(discovery_jobs.c.id == job.id, discovery_jobs.c.event_seq == job.event_seq)
+        .values(**values)
+        .returning(*discovery_jobs.c)
+    ).first()
+    if result is None:  # cannot happen while the row is held; refuse rather than fork the log
+        raise LeaseLost(f"job {job.id} changed underneath this transaction")
+    updated = Job.from_row(result)
+    if change.status is not None and change.status != job.status:
+        _mirror_campaign_status(conn, updated, now)
+    data = {**updated.snapshot(), "message": _message(change, updated), **change.data}
+    conn.execute(
+        insert(job_events).values(job_id=job.id, seq=updated.event_seq, kind=change.kind, data=data, created_at=now)
+    )
+    mark_changed(conn, job.id)
+    return updated, JobEvent(job_id=job.id, seq=updated.event_seq, kind=change.kind, data=data, created_at=now)
+
+
+def _message(change: Change, job: Job) -> str:
+    if change.status == JobStatus.failed:
+        return f"Failed: {job.error}"
+    if change.status == JobStatus.cancelled:
+        return "Cancelled"
+    if change.status == JobStatus.completed:
+        return "Completed"
+    return job.current_stage.label
+
+
+def _mirror_campaign_status(conn: Connection, job: Job, now: datetime) -> None:
+    values: dict[str, Any] = {"status": job.status.value, "updated_at": now}
+    if job.status.terminal:
+        values["completed_at"] = now
+    conn.execute(update(campaigns).where(campaigns.c.id == job.campaign_id).values(**values))
+
+
+def insert_job(
+    conn: Connection,
+    *,
+    campaign_id: str,
+    owner_id: str,
+    config: dict[str, Any],
+    max_attempts: int,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    now: datetime | None = None,
+) -> tuple[Job, JobEvent]:
+    """Insert a pending job and its first event (seq 1)."""
+    now = now or utcnow()
+    job_id = str(uuid.uuid4())
+    row = conn.execute(
+        insert(discovery_jobs)
+        .values(
+            id=job_id,
+            campaign_id=campaign_id,
+            owner_id=owner_id,
+            status=JobStatus.pending.value,
+            progress=0,
+            current_stage=Stage.queued.value,
+            config=config,
+            metrics={},
+            checkpoint={},
+            attempts=0,
+            max_attempts=max_attempts,
+            run_after=now,
+            lease_token=0,
+            cancel_requested=False,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            event_seq=1,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(*discovery_jobs.c)
+    ).one()
+    job = Job.from_row(row)
+    data = {**job.snapshot(), "message": "Queued"}
+    conn.execute(insert(job_events).values(job_id=job_id, seq=1, kind="created", data=data, created_at=now))
+    mark_changed(conn, job_id)
+    return job, JobEvent(job_id=job_id, seq=1, kind="created", data=data, created_at=now)
+
+
+def _claimable(now: datetime) -> Any:
+    return or_(
+        and_(discovery_jobs.c.status == JobStatus.pending.value, discovery_jobs.c.run_after <= now),
+        and_(discovery_jobs.c.status == JobStatus.processing.value, discovery_jobs.c.lease_expires_at < now),
+    )
+
+
+def has_claimable(db: Database, now: datetime | None = None) -> bool:
+    """Cheap read first, so idle workers do not queue on SQLite's write lock."""
+    with db.read() as conn:
+        return conn.execute(select(discovery_jobs.c.id).where(_claimable(now or utcnow())).limit(1)).first() is not None
+
+
+def claim(db: Database, worker_id: str, lease_seconds: float) -> tuple[Lease, Job] | None:
+    """Take the oldest runnable job: pending and due, or processing with an expired lease."""
+    while True:
+        now = utcnow()
+        with db.write() as conn:
+            query = (
+                select(discovery_jobs.c.id)
+                .where(_claimable(now))
+                .order_by(discovery_jobs.c.run_after, discovery_jobs.c.created_at)
+                .limit(1)
+            )
+            if not db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            job_id = conn.execute(query).scalar()
+            if job_id is None:
+                return None
+            job = lock_job(conn, job_id)
+            taken_over = job.status == JobStatus.processing
+            if job.attempts >= job.max_attempts:
+                apply_change(
+                    conn,
+                    job,
+                    Change(
+                        kind="failed",
+                        status=JobStatus.failed,
+                        error=job.error
+                        or f"the worker running attempt {job.attempts} of {job.max_attempts} stopped responding",
+                    ),
+                    now=now,
+                )
+                continue  # look for another job in a new transaction
+            token = job.lease_token + 1
+            job, _ = apply_change(
+                conn,
+                job,
+                Change(
+                    kind="taken_over" if taken_over else "claimed",
+                    status=JobStatus.processing,
+                    data={"attempt": job.attempts + 1, "worker": worker_id},
+                ),
+                now=now,
+                columns={
+                    "lease_owner": worker_id,
+                    "lease_token": token,
+                    "lease_expires_at": now + timedelta(seconds=lease_seconds),
+                    "attempts": job.attempts + 1,
+                    "started_at": job.started_at or now,
+                },
+            )
+            return Lease(job_id=job.id, worker_id=worker_id, token=token), job
+
+
+def renew_lease(db: Database, lease: Lease, lease_seconds: float) -> bool | None:
+    """Extend the lease. Returns the job's cancel flag, or None when the lease is lost.
+
+    A renewal is bookkeeping, not a change of the job a client sees: it
+    writes no event.
+    """
+    now = utcnow()
+    with db.write() as conn:
+        row = conn.execute(
+            update(discovery_jobs)
+            .where(
+                discovery_jobs.c.id == lease.job_id,
+                discovery_jobs.c.lease_owner == lease.worker_id,
+                discovery_jobs.c.lease_token == lease.token,
+                discovery_jobs.c.status == JobStatus.processing.value,
+            )
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .returning(discovery_jobs.c.cancel_requested)
+        ).first()
+    return None if row is None else bool(row[0])
+
+
+def release(db: Database, lease: Lease) -> None:
+    """Give a job back (worker shutting down) without counting the attempt."""
+    with db.write() as conn:
+        job = lock_job(conn, lease.job_id, lease)
+        apply_change(
+            conn,
+            job,
+            Change(kind="released", status=JobStatus.pending, data={"worker": lease.worker_id}),
+            columns={
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "attempts": max(0, job.attempts - 1),
+                "run_after": utcnow(),
+            },
+        )
+
+
+def retry_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter on the upper half."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def record_failure(db: Database, lease: Lease, error: str, *, base: float, cap: float) -> Job:
+    """An attempt raised: retry later with backoff, or fail for good after the last attempt."""
+    with db.write() as conn:
+        job = lock_job(conn, lease.job_id, lease)
+        if job.attempts < job.max_attempts:
+            delay = retry_delay(job.attempts, base, cap)
+            job, _ = apply_change(
+                conn,
+                job,
+                Change(
+                    kind="retry_scheduled",
+                    status=JobStatus.pending,
+                    error=error,
+                    data={"attempt": job.attempts, "retry_in_seconds": round(delay, 3)},
+                ),
+                columns={"lease_owner": None, "lease_expires_at": None, "run_after": utcnow() + timedelta(seconds=delay)},
+            )
+        else:
+            job, _ = apply_change(
+                conn,
+                job,
+                Change(kind="failed", status=JobStatus.failed, error=f"{error} (after {job.attempts} attempts)"),
+            )
+        return job
+
+
+def request_cancel(db: Database, job_id: str, owner_id: str) -> Job:
+    """Cancel a job: at once when no worker holds it, else at the worker's next checkpoint."""
+    with db.write() as conn:
+        job = lock_job(conn, job_id)
+        if job.owner_id != owner_id:
+            raise NotFound(f"job {job_id} not found")
+        if job.status.terminal or job.cancel_requested:
+            return job
+        if job.status == JobStatus.pending:
+            job, _ = apply_change(conn, job, Change(kind="cancelled", status=JobStatus.cancelled))
+        else:
+            job, _ = apply_change(conn, job, Change(kind="cancel_requested"), columns={"cancel_requested": True})
+        return job
+
+
+def get_job(db: Database, job_id: str, owner_id: str | None = None) -> Job:
+    with db.read() as conn:
+        row = conn.execute(select(discovery_jobs).where(discovery_jobs.c.id == job_id)).first()
+    if row is None or (owner_id is not None and row.owner_id != owner_id):
+        raise NotFound(f"job {job_id} not found")
+    return Job.from_row(row)
+
+
+def list_jobs(
+    db: Database, owner_id: str, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[Job], int]:
+    where = [discovery_jobs.c.owner_id == owner_id]
+    if status is not None:
+        where.append(discovery_jobs.c.status == status.value)
+    with db.read() as conn:
+        rows = conn.execute(
+            select(discovery_jobs)
+            .where(*where)
+            .order_by(discovery_jobs.c.created_at.desc(), discovery_jobs.c.id)
+            .limit(limit)
+            .offset(offset)
+        ).all()
+        total = conn.execute(select(func.count()).select_from(discovery_jobs).where(*where)).scalar_one()
+    return [Job.from_row(r) for r in rows], total
+
+
+def list_events(db: Database, job_id: str, *, after: int = 0, limit: int = 1000) -> list[JobEvent]:
+    with db.read() as conn:
+        rows = conn.execute(
+            select(job_events)
+            .where(job_events.c.job_id == job_id, job_events.c.seq > after)
+            .order_by(job_events.c.seq)
+            .limit(limit)
+        ).all()
+    return [JobEvent.from_row(r) for r in rows]
+
+
+def find_job_id(db: Database, prefix: str, owner_id: str) -> str:
+    """Full id from a unique prefix (at least 6 characters), for people typing ids."""
+    prefix = prefix.strip().lower()
+    if len(prefix) == 36:
+        return prefix
+    if len(prefix) < 6:
+        raise NotFound(f"job {prefix} not found (give at least 6 characters of the id)")
+    with db.read() as conn:
+        ids = (
+            conn.execute(
+                select(discovery_jobs.c.id)
+                .where(discovery_jobs.c.owner_id == owner_id, discovery_jobs.c.id.startswith(prefix, autoescape=True))
+                .limit(2)
+            )
+            .scalars()
+            .all()
+        )
+    if len(ids) != 1:
+        raise NotFound(f"job {prefix} not found" if not ids else f"job id prefix {prefix} is ambiguous")
+    return ids[0]

@@ -1,0 +1,203 @@
+"""Workers: claim jobs, hold their leases by heartbeat, run the handler.
+
+A worker is N slot threads plus a registry heartbeat. Each running job has
+its own heartbeat thread renewing the lease every third of its length; if a
+renewal fails the job's run is marked lost and every later write is refused
+by the fence anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from prospectpro.jobs.model import JobFinished, LeaseLost, utcnow
+from prospectpro.jobs.queue import claim, has_claimable, record_failure, release, renew_lease
+from prospectpro.jobs.run import Handler, JobRun, WorkerStopping
+from prospectpro.store.db import Database
+from prospectpro.store.schema import workers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    lease_seconds: float = 30.0
+    poll_interval: float = 0.2
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+    concurrency: int = 1
+
+
+def describe_error(exc: BaseException, stage: str) -> str:
+    """The readable one-liner stored on the job ('enriching_contacts: TimeoutError: …')."""
+    text = str(exc).strip() or type(exc).__name__
+    return f"{stage}: {type(exc).__name__}: {text}"[:2000]
+
+
+@dataclass
+class Worker:
+    db: Database
+    handler: Handler
+    config: WorkerConfig = field(default_factory=WorkerConfig)
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._runs: set[JobRun] = set()
+        self._runs_lock = threading.Lock()
+        self._unsubscribe = self.db.notifier.subscribe(lambda _job_id: self._wake.set())
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> Worker:
+        self._register()
+        for slot in range(self.config.concurrency):
+            self._spawn(self._slot_loop, f"worker-slot-{slot}")
+        self._spawn(self._registry_loop, "worker-registry")
+        return self
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop claiming; running jobs go back to the queue at their next checkpoint."""
+        self._stop.set()
+        self._wake.set()
+        with self._runs_lock:
+            for run in self._runs:
+                run.stopping.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._unsubscribe()
+        self._unregister()
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            self.stop()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def _spawn(self, target: object, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+
+    # -- registry (who is alive: /healthz, the CLI's "is a worker running?") --
+    def _register(self) -> None:
+        now = utcnow()
+        with self.db.write() as conn:
+            conn.execute(delete(workers).where(workers.c.id == self.worker_id))
+            conn.execute(
+                workers.insert().values(
+                    id=self.worker_id,
+                    hostname=socket.gethostname(),
+                    pid=os.getpid(),
+                    concurrency=self.config.concurrency,
+                    started_at=now,
+                    last_seen=now,
+                )
+            )
+
+    def _unregister(self) -> None:
+        try:
+            with self.db.write() as conn:
+                conn.execute(delete(workers).where(workers.c.id == self.worker_id))
+        except Exception:  # a stopping worker must not fail on its way out
+            log.exception("could not unregister worker %s", self.worker_id)
+
+    def _registry_loop(self) -> None:
+        interval = max(0.5, self.config.lease_seconds / 3)
+        while not self._stop.wait(interval):
+            try:
+                with self.db.write() as conn:
+                    conn.execute(workers.update().where(workers.c.id == self.worker_id).values(last_seen=utcnow()))
+            except Exception:
+                log.exception("worker heartbeat failed")
+
+    # -- running jobs ----------------------------------------------------
+    def _slot_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                claimed = claim(self.db, self.worker_id, self.config.lease_seconds) if has_claimable(self.db) else None
+            except Exception:
+                log.exception("claim failed; retrying")
+                claimed = None
+                self._stop.wait(min(5.0, self.config.lease_seconds / 3))
+            if claimed is None:
+                self._wake.wait(self.config.poll_interval)
+                self._wake.clear()
+                continue
+            lease, job = claimed
+            self._run(JobRun(db=self.db, lease=lease, job=job))
+
+    def _run(self, run: JobRun) -> None:
+        with self._runs_lock:
+            self._runs.add(run)
+            if self._stop.is_set():
+                run.stopping.set()
+        beat_stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(run, beat_stop), name="lease-heartbeat", daemon=True)
+        beat.start()
+        try:
+            self.handler(run)
+        except (LeaseLost, JobFinished) as exc:
+            log.warning("job %s: stopped writing: %s", run.lease.job_id, exc)
+        except WorkerStopping:
+            self._quietly(lambda: release(self.db, run.lease))
+        except Exception as exc:
+            log.warning("job %s attempt failed:\n%s", run.lease.job_id, traceback.format_exc())
+            error = describe_error(exc, run.job.current_stage.value)
+            self._quietly(
+                lambda: record_failure(
+                    self.db,
+                    run.lease,
+                    error,
+                    base=self.config.retry_base_seconds,
+                    cap=self.config.retry_max_seconds,
+                )
+            )
+        finally:
+            beat_stop.set()
+            beat.join()
+            with self._runs_lock:
+                self._runs.discard(run)
+
+    def _quietly(self, action: object) -> None:
+        try:
+            action()  # type: ignore[operator]
+        except (LeaseLost, JobFinished) as exc:
+            log.warning("could not record the outcome: %s", exc)
+
+    def _heartbeat(self, run: JobRun, stop: threading.Event) -> None:
+        interval = self.config.lease_seconds / 3
+        while not stop.wait(interval):
+            try:
+                cancel = renew_lease(self.db, run.lease, self.config.lease_seconds)
+            except Exception:
+                log.exception("lease renewal failed; will retry")
+                continue
+            if cancel is None:
+                run.lease_lost.set()
+                return
+            if cancel:
+                run.cancel_seen.set()
+
+
+def live_workers(db: Database, within_seconds: float) -> list[dict[str, object]]:
+    cutoff = utcnow() - timedelta(seconds=within_seconds)
+    with db.read() as conn:
+        rows = conn.execute(select(workers).where(workers.c.last_seen >= cutoff)).all()
+    return [dict(r._mapping) for r in rows]

@@ -1,0 +1,282 @@
+"""The tables, in SQLAlchemy Core, portable between SQLite and PostgreSQL.
+
+Alembic migrations (``store/migrations``) create them; this module is the
+one description the queries use.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes everywhere; SQLite stores them as sortable text."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Money = Numeric(12, 4, asdecimal=True)
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite rowid aliasing needs INTEGER
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # local | user | anonymous
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # api_key | session
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("business_type", String(200), nullable=False),
+    Column("location", String(300), nullable=False),
+    Column("max_results", Integer, nullable=False),
+    Column("budget_limit", Money, nullable=False),
+    Column("min_score", Integer, nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("include_delivered", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False),
+    Column("results_count", Integer, nullable=False, default=0),
+    Column("total_cost", Money, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+    Index("ix_campaigns_owner_created", "owner_id", "created_at"),
+)
+
+discovery_jobs = Table(
+    "discovery_jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False, index=True),
+    Column("owner_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("progress", Integer, nullable=False, default=0),
+    Column("current_stage", String(32), nullable=False),
+    Column("config", Json, nullable=False),
+    Column("metrics", Json, nullable=False),
+    # Which stages finished, and stage-local resume state.
+    Column("checkpoint", Json, nullable=False),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("run_after", UTCDateTime, nullable=False),
+    Column("lease_owner", String(64)),
+    # Bumped on every claim: the fencing token a worker's writes must carry.
+    Column("lease_token", Integer, nullable=False, default=0),
+    Column("lease_expires_at", UTCDateTime),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("idempotency_key", String(200)),
+    Column("request_hash", String(64)),
+    Column("event_seq", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("completed_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("owner_id", "idempotency_key"),
+    Index("ix_discovery_jobs_owner_created", "owner_id", "created_at"),
+    Index("ix_discovery_jobs_claim", "status", "run_after"),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), ForeignKey("discovery_jobs.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("job_id", "seq"),
+)
+
+job_candidates = Table(
+    "job_candidates",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), ForeignKey("discovery_jobs.id"), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("source_id", String(200), nullable=False),
+    Column("position", Integer, nullable=False),  # discovery order, for stable ties
+    Column("fingerprint", String(400), nullable=False),
+    Column("business", Json, nullable=False),  # the normalized record as discovered
+    Column("score", Integer),
+    Column("breakdown", Json),
+    Column("qualified", Boolean, nullable=False, default=False),
+    Column("selected", Boolean, nullable=False, default=False),
+    Column("duplicate_of", BigId),
+    Column("delivered_before", Boolean, nullable=False, default=False),
+    Column("enrich_state", String(16), nullable=False, default="pending"),  # pending|done
+    Column("enrichment", Json),
+    Column("cost", Money, nullable=False, default=0),
+    UniqueConstraint("job_id", "source", "source_id"),
+)
+
+api_calls = Table(
+    "api_calls",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("provider", String(32), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("request_key", String(128), nullable=False, unique=True),
+    Column("job_id", String(36)),
+    Column("campaign_id", String(36), index=True),
+    Column("owner_id", String(36)),
+    Column("outcome", String(16), nullable=False),  # reserved | ok | error
+    Column("cost", Money, nullable=False, default=0),
+    Column("response", Json),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+)
+
+leads = Table(
+    "leads",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),
+    Column("owner_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("dedup_key", String(400), nullable=False),
+    Column("business_name", String(300), nullable=False),
+    Column("address", String(500)),
+    Column("phone", String(64)),
+    Column("website", String(500)),
+    Column("email", String(320)),
+    Column("email_status", String(32)),
+    Column("confidence_score", Integer, nullable=False),
+    Column("score_breakdown", Json, nullable=False),
+    Column("sources", Json, nullable=False),
+    Column("category", String(100)),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("cost", Money, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("campaign_id", "dedup_key"),
+    Index("ix_leads_owner_dedup", "owner_id", "dedup_key"),
+)
+
+places = Table(
+    "places",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("osm_type", String(1), nullable=False),  # n | w | r
+    Column("osm_id", BigInteger, nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("category", String(100), nullable=False),  # first of e.g. "amenity=cafe"
+    Column("tags", Json, nullable=False),
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Column("dataset", String(200), nullable=False),
+    UniqueConstraint("osm_type", "osm_id"),
+    Index("ix_places_lat_lon", "latitude", "longitude"),
+)
+
+# One row per "key=value" business tag of a place: the discovery index.
+place_categories = Table(
+    "place_categories",
+    metadata,
+    Column("place_id", BigId, ForeignKey("places.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(100), primary_key=True),
+    Index("ix_place_categories_tag", "tag"),
+)
+
+localities = Table(
+    "localities",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("osm_type", String(1), nullable=False),
+    Column("osm_id", BigInteger, nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("names", Json, nullable=False),  # every spelling: name, name:xx, alt_name …
+    Column("kind", String(32), nullable=False),  # city | town | suburb | …
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Column("radius_m", Float, nullable=False),
+    Column("country", String(2)),
+    Column("dataset", String(200), nullable=False),
+    UniqueConstraint("osm_type", "osm_id"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("places", Integer, nullable=False),
+    Column("localities", Integer, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("hostname", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+)
+
+LOCAL_USER_ID = "00000000-0000-0000-0000-000000000000"

@@ -1,0 +1,40 @@
+"""Helpers shared by tests."""
+
+from __future__ import annotations
+
+import uuid
+
+from prospectpro.domain.campaign import JobStatus
+from prospectpro.jobs.model import Job, utcnow
+from prospectpro.jobs.queue import insert_job
+from prospectpro.store.db import Database
+from prospectpro.store.schema import LOCAL_USER_ID, campaigns
+
+
+def make_job(db: Database, *, max_attempts: int = 3, owner_id: str = LOCAL_USER_ID, config: dict | None = None) -> Job:
+    """A pending job with a bare campaign, for queue-level tests."""
+    now = utcnow()
+    campaign_id = str(uuid.uuid4())
+    with db.write() as conn:
+        conn.execute(
+            campaigns.insert().values(
+                id=campaign_id,
+                owner_id=owner_id,
+                business_type="cafe",
+                location="Helsinki",
+                max_results=5,
+                budget_limit=0,
+                min_score=0,
+                tier="base",
+                include_delivered=False,
+                status=JobStatus.pending.value,
+                results_count=0,
+                total_cost=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        job, _ = insert_job(
+            conn, campaign_id=campaign_id, owner_id=owner_id, config=config or {}, max_attempts=max_attempts
+        )
+    return job
