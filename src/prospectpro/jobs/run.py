@@ -22,7 +22,7 @@ class WorkerStopping(Exception):
     """The worker is shutting down; the job goes back to the queue."""
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: a worker keeps its runs in a set
 class JobRun:
     db: Database
     lease: Lease

@@ -141,7 +141,10 @@ class Worker:
                 self._wake.clear()
                 continue
             lease, job = claimed
-            self._run(JobRun(db=self.db, lease=lease, job=job))
+            try:
+                self._run(JobRun(db=self.db, lease=lease, job=job))
+            except Exception:  # a slot must outlive any job; the lease expiry recovers the job
+                log.exception("job %s: worker error", lease.job_id)
 
     def _run(self, run: JobRun) -> None:
         with self._runs_lock:

@@ -1,0 +1,407 @@
+"""The ``prospectpro`` command: a thin edge over the services.
+
+Every error a user can cause ends as one line on stderr and a non-zero
+exit code; tracebacks are for PROSPECTPRO_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from prospectpro.bootstrap import open_database
+from prospectpro.config import Settings
+from prospectpro.domain.business_types import all_business_types
+from prospectpro.domain.campaign import JobStatus, Stage, Tier, parse_campaign_request
+from prospectpro.errors import InvalidInput, UserError
+from prospectpro.jobs import queue
+from prospectpro.jobs.events import follow_events
+from prospectpro.jobs.model import Job, JobEvent
+from prospectpro.jobs.worker import Worker, WorkerConfig, live_workers
+from prospectpro.pipeline.runner import build_pipeline
+from prospectpro.services import campaigns as campaign_service
+from prospectpro.services.export import leads_csv, leads_json
+from prospectpro.store import migrate as migrations
+from prospectpro.store.db import Database
+from prospectpro.store.schema import LOCAL_USER_ID
+
+app = typer.Typer(
+    help="Durable business-discovery campaigns with live progress.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+jobs_app = typer.Typer(help="Inspect and control jobs.", no_args_is_help=True)
+places_app = typer.Typer(help="The local OpenStreetMap business index.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(places_app, name="places")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+EXIT_FAILED = 1
+EXIT_CANCELLED = 4
+EXIT_INTERRUPTED = 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("PROSPECTPRO_DEBUG"):
+                raise
+            err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+            err.print("(set PROSPECTPRO_DEBUG=1 to see the traceback)")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _open(prepare: bool = True) -> tuple[Settings, Database]:
+    settings = Settings()
+    return settings, open_database(settings, prepare=prepare)
+
+
+def _worker_config(settings: Settings, concurrency: int = 1) -> WorkerConfig:
+    return WorkerConfig(
+        lease_seconds=settings.lease_seconds,
+        poll_interval=settings.poll_interval,
+        retry_base_seconds=settings.retry_base_seconds,
+        retry_max_seconds=settings.retry_max_seconds,
+        concurrency=concurrency,
+    )
+
+
+# -- discover --------------------------------------------------------------
+@app.command()
+@handle_errors
+def discover(
+    business_type: Annotated[str, typer.Argument(help='What to look for, e.g. "cafe", "dentist".')],
+    location: Annotated[str, typer.Argument(help='A place name ("Helsinki", "Kluuvi, Helsinki") or lat,lon[,radius_m].')],
+    max_results: Annotated[int, typer.Option("--max-results", "-n", help="How many leads (1–10,000).")] = 20,
+    budget: Annotated[str, typer.Option("--budget", help="Spending cap in USD.")] = "5",
+    min_score: Annotated[int, typer.Option("--min-score", help="Minimum confidence score (0–100).")] = 50,
+    tier: Annotated[Tier, typer.Option("--tier", help="What enrichment may use.")] = Tier.base,
+    include_delivered: Annotated[
+        bool, typer.Option("--include-delivered", help="Keep businesses delivered in earlier campaigns.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final job and leads as JSON.")] = False,
+    no_follow: Annotated[bool, typer.Option("--no-follow", help="Only enqueue; print the job id.")] = False,
+) -> None:
+    """Run a discovery campaign through the durable queue and show its progress."""
+    try:
+        budget_value = Decimal(budget)
+    except ArithmeticError:
+        raise InvalidInput(f"budget must be a number of USD, got {budget!r}") from None
+    request = parse_campaign_request(
+        {
+            "business_type": business_type,
+            "location": location,
+            "max_results": max_results,
+            "budget_limit": budget_value,
+            "min_score": min_score,
+            "tier": tier,
+            "include_delivered": include_delivered,
+        }
+    )
+    settings, db = _open()
+    submission = campaign_service.submit_campaign(db, settings, LOCAL_USER_ID, request)
+    job = submission.job
+    if no_follow:
+        out.print(job.id)
+        return
+    worker = None
+    if not live_workers(db, within_seconds=settings.lease_seconds):
+        worker = Worker(db, build_pipeline(db, settings), _worker_config(settings)).start()
+    try:
+        final = _follow(db, job, quiet=as_json, poll_interval=settings.poll_interval)
+    except KeyboardInterrupt:
+        err.print(
+            f"\ninterrupted: job {job.id} stays queued and resumes when a worker runs "
+            f"(`prospectpro worker`); follow it with `prospectpro jobs events {job.id} --follow`"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        if worker is not None:
+            worker.stop()
+    leads, _ = campaign_service.list_leads(db, final.campaign_id, LOCAL_USER_ID)
+    if as_json:
+        print(json.dumps({"job": final.to_public(), "leads": leads}, indent=2, ensure_ascii=False))
+    else:
+        _print_outcome(final, leads)
+    raise typer.Exit(_exit_code(final))
+
+
+def _exit_code(job: Job) -> int:
+    return {JobStatus.completed: 0, JobStatus.cancelled: EXIT_CANCELLED}.get(job.status, EXIT_FAILED)
+
+
+def _metrics_line(data: dict[str, Any]) -> str:
+    m = data.get("metrics") or {}
+    parts = [
+        f"found {m.get('businesses_found', 0)}",
+        f"qualified {m.get('qualified_leads', 0)}",
+        f"enriched {m.get('leads_enriched', 0)}",
+        f"cost ${Decimal(str(m.get('total_cost', '0'))):.2f}",
+    ]
+    return " · ".join(parts)
+
+
+def _follow(db: Database, job: Job, *, quiet: bool, poll_interval: float) -> Job:
+    if quiet:
+        for _ in follow_events(db, job.id, poll_interval=poll_interval):
+            pass
+        return queue.get_job(db, job.id)
+    columns = (
+        TextColumn("[bold]{task.description:<34}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(Stage.queued.label, total=100, metrics="")
+        event: JobEvent
+        for event in follow_events(db, job.id, poll_interval=poll_interval):
+            stage = Stage(event.data.get("current_stage", Stage.queued.value))
+            bar.update(
+                task,
+                completed=event.data.get("progress", 0),
+                description=stage.label,
+                metrics=_metrics_line(event.data),
+            )
+    return queue.get_job(db, job.id)
+
+
+def _print_outcome(job: Job, leads: list[dict[str, Any]]) -> None:
+    m = job.metrics
+    if job.status == JobStatus.failed:
+        err.print(f"[red]Job {job.id} failed:[/red] {job.error}", highlight=False)
+    elif job.status == JobStatus.cancelled:
+        err.print(f"[yellow]Job {job.id} was cancelled;[/yellow] {len(leads)} leads found before that are kept.")
+    if leads:
+        out.print(_leads_table(leads))
+    requested = m.get("requested", job.config.get("max_results"))
+    if job.status == JobStatus.completed:
+        if m.get("exhausted"):
+            out.print(
+                f"Found {len(leads)} of {requested} requested leads: the sources have no more "
+                f"{job.config.get('business_type')} businesses in {job.config.get('area', {}).get('label')} "
+                f"scoring {job.config.get('min_score')} or more."
+            )
+        else:
+            out.print(f"Found {len(leads)} leads.")
+    out.print(f"Total cost: ${Decimal(str(m.get('total_cost', '0'))):.2f}  ·  job {job.id}")
+    out.print(f"Export: prospectpro export {job.campaign_id} --format csv -o leads.csv")
+
+
+def _leads_table(leads: list[dict[str, Any]]) -> Table:
+    table = Table(show_lines=False)
+    for column in ("Score", "Business", "Address", "Phone", "Website", "Email"):
+        table.add_column(column, overflow="fold")
+    for lead in leads:
+        table.add_row(
+            str(lead["confidence_score"]),
+            lead["business_name"],
+            lead["address"] or "",
+            lead["phone"] or "",
+            lead["website"] or "",
+            lead["email"] or "",
+        )
+    return table
+
+
+# -- worker ----------------------------------------------------------------
+@app.command()
+@handle_errors
+def worker(
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=64, help="Jobs run at once.")] = 1,
+) -> None:
+    """Run jobs from the queue until stopped (Ctrl-C or SIGTERM)."""
+    import signal
+
+    settings, db = _open()
+    runner = Worker(db, build_pipeline(db, settings), _worker_config(settings, concurrency))
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop(timeout=0))
+    err.print(f"worker {runner.worker_id} running {concurrency} job(s) at a time; Ctrl-C to stop")
+    try:
+        runner.run_forever()
+    except KeyboardInterrupt:
+        runner.stop()
+
+
+# -- jobs ------------------------------------------------------------------
+@jobs_app.command("list")
+@handle_errors
+def jobs_list(
+    status: Annotated[JobStatus | None, typer.Option("--status", help="Only jobs in this state.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Your jobs, newest first."""
+    _, db = _open()
+    jobs, total = queue.list_jobs(db, LOCAL_USER_ID, status=status, limit=limit)
+    if as_json:
+        print(json.dumps({"jobs": [j.to_public() for j in jobs], "total": total}, indent=2))
+        return
+    table = Table()
+    for column in ("Job", "Status", "Progress", "Stage", "Type", "Location", "Leads", "Created"):
+        table.add_column(column)
+    for j in jobs:
+        table.add_row(
+            j.id,
+            j.status.value,
+            f"{j.progress}%",
+            j.current_stage.value,
+            str(j.config.get("business_type")),
+            str(j.config.get("location")),
+            str(j.metrics.get("leads", "")),
+            j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    out.print(table)
+    out.print(f"{len(jobs)} of {total} jobs")
+
+
+@jobs_app.command("show")
+@handle_errors
+def jobs_show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One job: status, progress, metrics and its error, if any."""
+    _, db = _open()
+    job = queue.get_job(db, queue.find_job_id(db, job_id, LOCAL_USER_ID), LOCAL_USER_ID)
+    if as_json:
+        print(json.dumps(job.to_public(), indent=2))
+        return
+    data = job.to_public()
+    for key in ("id", "campaign_id", "status", "progress", "current_stage", "attempts", "max_attempts"):
+        out.print(f"{key:>14}: {data[key]}", highlight=False)
+    out.print(f"{'config':>14}: {json.dumps(job.config, ensure_ascii=False)}", highlight=False)
+    out.print(f"{'metrics':>14}: {json.dumps(job.metrics, ensure_ascii=False)}", highlight=False)
+    for key in ("created_at", "started_at", "completed_at"):
+        out.print(f"{key:>14}: {data[key] or '-'}", highlight=False)
+    if job.error:
+        out.print(f"{'error':>14}: {job.error}", highlight=False)
+
+
+@jobs_app.command("cancel")
+@handle_errors
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a job; a running one stops at its next checkpoint and keeps its leads."""
+    _, db = _open()
+    job = queue.request_cancel(db, queue.find_job_id(db, job_id, LOCAL_USER_ID), LOCAL_USER_ID)
+    if job.status == JobStatus.cancelled:
+        out.print(f"job {job.id} cancelled")
+    elif job.status.terminal:
+        out.print(f"job {job.id} had already ended: {job.status.value}")
+    else:
+        out.print(f"job {job.id}: cancellation requested; it stops at its next checkpoint")
+
+
+@jobs_app.command("events")
+@handle_errors
+def jobs_events(
+    job_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until the job ends.")] = False,
+    after: Annotated[int, typer.Option("--after", min=0, help="Only events after this sequence number.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """A job's event log."""
+    settings, db = _open()
+    full_id = queue.find_job_id(db, job_id, LOCAL_USER_ID)
+    queue.get_job(db, full_id, LOCAL_USER_ID)
+    events = (
+        follow_events(db, full_id, after=after, poll_interval=settings.poll_interval)
+        if follow
+        else queue.list_events(db, full_id, after=after, limit=1_000_000)
+    )
+    for event in events:
+        if as_json:
+            print(json.dumps(event.to_public(), ensure_ascii=False), flush=True)
+        else:
+            d = event.data
+            out.print(
+                f"{event.seq:>5} {event.created_at:%H:%M:%S} {event.kind:<16} {d.get('status'):<10} "
+                f"{d.get('progress'):>3}% {d.get('current_stage')}  {_metrics_line(d)}",
+                highlight=False,
+            )
+
+
+# -- the rest --------------------------------------------------------------
+@app.command()
+@handle_errors
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    settings = Settings()
+    db = open_database(settings, prepare=False)
+    before = migrations.current_revision(db)
+    migrations.upgrade(db)
+    after = migrations.current_revision(db)
+    out.print(f"schema at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@places_app.command("import")
+@handle_errors
+def places_import(path: Annotated[Path, typer.Argument(help="An OpenStreetMap .osm.pbf extract.")]) -> None:
+    """Load the named businesses and place names of an OSM extract."""
+    from prospectpro.places.importer import import_pbf
+
+    if not path.is_file():
+        raise InvalidInput(f"no such file: {path}")
+    _, db = _open()
+    try:
+        stats = import_pbf(db, path)
+    except RuntimeError as exc:  # pyosmium's error for a file that is not OSM data
+        raise InvalidInput(f"cannot read {path} as OpenStreetMap data: {exc}") from None
+    out.print(f"imported {stats.places} businesses and {stats.localities} places from {path} in {stats.seconds:.1f} s")
+
+
+@app.command()
+@handle_errors
+def export(
+    campaign_id: str,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")] = None,
+) -> None:
+    """Export a campaign's leads."""
+    if fmt not in ("csv", "json"):
+        raise InvalidInput(f"format must be csv or json, got {fmt!r}")
+    _, db = _open()
+    campaign = campaign_service.get_campaign(db, campaign_id, LOCAL_USER_ID)
+    leads, _ = campaign_service.list_leads(db, campaign_id, LOCAL_USER_ID)
+    text = leads_csv(leads) if fmt == "csv" else leads_json(campaign, leads)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8", newline="")
+        err.print(f"wrote {len(leads)} leads to {output}")
+
+
+@app.command("types")
+def types_list() -> None:
+    """The business types discovery understands."""
+    for t in all_business_types():
+        synonyms = ", ".join(t.synonyms[:6])
+        out.print(f"{t.name:<24} {' | '.join(t.tags):<44} {synonyms}", highlight=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,78 @@
+"""The campaign pipeline: five stages, each resumable from its checkpoint.
+
+A stage whose checkpoint says "done" is skipped on a resumed attempt, so a
+job taken over by another worker neither rediscovers nor re-enriches what
+was already stored.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from prospectpro.config import Settings
+from prospectpro.domain.campaign import JobStatus, Stage
+from prospectpro.jobs.run import CancelRequested, JobRun
+from prospectpro.pipeline import discover, enrich, qualify, results, stage
+from prospectpro.providers.osm import OsmPlacesSource
+from prospectpro.providers.osm_email import OsmEmail
+from prospectpro.providers.protocols import DiscoverySource, Enricher
+from prospectpro.store.db import Database
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    sources: Sequence[DiscoverySource]
+    enrichers: Sequence[Enricher]
+    enrich_concurrency: int = 4
+
+    def __call__(self, run: JobRun) -> None:
+        run_campaign(run, self)
+
+
+def load_object(path: str) -> object:
+    """'package.module:attribute' → the attribute."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"expected 'module:attribute', got {path!r}")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def build_pipeline(db: Database, settings: Settings) -> Pipeline:
+    enrichers: list[Enricher] = [OsmEmail()]
+    for path in settings.extra_enrichers:
+        factory = load_object(path)
+        enrichers.append(factory())  # type: ignore[operator]
+    return Pipeline(
+        sources=[OsmPlacesSource(db)],
+        enrichers=enrichers,
+        enrich_concurrency=settings.enrich_concurrency,
+    )
+
+
+def run_campaign(run: JobRun, pipeline: Pipeline) -> None:
+    try:
+        run.checkpoint()
+        if not run.job.stage_done(Stage.initializing):
+            initialize(run)
+        for current, step in (
+            (Stage.discovering_businesses, lambda: discover.run(run, pipeline.sources)),
+            (Stage.scoring_businesses, lambda: qualify.run(run)),
+            (Stage.enriching_contacts, lambda: enrich.run(run, pipeline.enrichers, pipeline.enrich_concurrency)),
+        ):
+            run.checkpoint()
+            if not run.job.stage_done(current):
+                step()
+        run.checkpoint()
+        results.store(run, final_status=JobStatus.completed)
+    except CancelRequested:
+        results.store(run, final_status=JobStatus.cancelled)
+
+
+def initialize(run: JobRun) -> None:
+    config = run.job.config
+    missing = [key for key in ("tags", "area", "max_results", "min_score", "business_type") if key not in config]
+    if missing:
+        raise ValueError(f"job config lacks {', '.join(missing)}")
+    stage.finish(run, Stage.initializing, metrics={"requested": config["max_results"], "total_cost": 0.0})

@@ -1,0 +1,177 @@
+"""Campaigns as the edges (CLI, API, web) use them: submit, look up, list leads.
+
+Every read is scoped by owner: another owner's id is "not found", exactly
+like an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from prospectpro.config import Settings
+from prospectpro.domain.business_types import resolve_business_type
+from prospectpro.domain.campaign import CampaignRequest, JobStatus
+from prospectpro.errors import Conflict, NotFound
+from prospectpro.jobs.model import Job, iso, utcnow
+from prospectpro.jobs.queue import insert_job
+from prospectpro.places.locations import resolve_location
+from prospectpro.store.db import Database
+from prospectpro.store.schema import campaigns, discovery_jobs, leads
+
+
+@dataclass(frozen=True)
+class Submission:
+    job: Job
+    campaign_id: str
+    created: bool  # False when an idempotency key returned an earlier job
+
+
+def request_hash(request: CampaignRequest) -> str:
+    return hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def submit_campaign(
+    db: Database,
+    settings: Settings,
+    owner_id: str,
+    request: CampaignRequest,
+    *,
+    idempotency_key: str | None = None,
+) -> Submission:
+    """Validate, then one short transaction: campaign + pending job + its first event.
+
+    No provider is called here; resolving the type and location reads only
+    the local places index.
+    """
+    business_type = resolve_business_type(request.business_type)
+    area = resolve_location(db, request.location)
+    digest = request_hash(request)
+    now = utcnow()
+    with db.write() as conn:
+        if idempotency_key:
+            earlier = conn.execute(
+                select(discovery_jobs).where(
+                    discovery_jobs.c.owner_id == owner_id, discovery_jobs.c.idempotency_key == idempotency_key
+                )
+            ).first()
+            if earlier is not None:
+                if earlier.request_hash != digest:
+                    raise Conflict("this Idempotency-Key was already used with a different request")
+                job = Job.from_row(earlier)
+                return Submission(job=job, campaign_id=job.campaign_id, created=False)
+        campaign_id = str(uuid.uuid4())
+        conn.execute(
+            campaigns.insert().values(
+                id=campaign_id,
+                owner_id=owner_id,
+                business_type=business_type.name,
+                location=area.label,
+                max_results=request.max_results,
+                budget_limit=request.budget_limit,
+                min_score=request.min_score,
+                tier=request.tier.value,
+                include_delivered=request.include_delivered,
+                status=JobStatus.pending.value,
+                results_count=0,
+                total_cost=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        config = {
+            "business_type": business_type.name,
+            "business_type_label": business_type.label,
+            "tags": list(business_type.tags),
+            "location": request.location,
+            "area": area.to_dict(),
+            "max_results": request.max_results,
+            "budget_limit": str(request.budget_limit),
+            "min_score": request.min_score,
+            "tier": request.tier.value,
+            "include_delivered": request.include_delivered,
+        }
+        job, _ = insert_job(
+            conn,
+            campaign_id=campaign_id,
+            owner_id=owner_id,
+            config=config,
+            max_attempts=settings.max_attempts,
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+            now=now,
+        )
+    return Submission(job=job, campaign_id=campaign_id, created=True)
+
+
+def get_campaign(db: Database, campaign_id: str, owner_id: str) -> dict[str, Any]:
+    with db.read() as conn:
+        row = conn.execute(
+            select(campaigns).where(campaigns.c.id == campaign_id, campaigns.c.owner_id == owner_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"campaign {campaign_id} not found")
+        job_id = conn.execute(
+            select(discovery_jobs.c.id)
+            .where(discovery_jobs.c.campaign_id == campaign_id)
+            .order_by(discovery_jobs.c.created_at.desc())
+            .limit(1)
+        ).scalar()
+    m = row._mapping
+    return {
+        "id": m["id"],
+        "job_id": job_id,
+        "business_type": m["business_type"],
+        "location": m["location"],
+        "max_results": m["max_results"],
+        "budget_limit": str(m["budget_limit"]),
+        "min_score": m["min_score"],
+        "tier": m["tier"],
+        "include_delivered": bool(m["include_delivered"]),
+        "status": m["status"],
+        "results_count": m["results_count"],
+        "total_cost": str(m["total_cost"]),
+        "created_at": iso(m["created_at"]),
+        "updated_at": iso(m["updated_at"]),
+        "completed_at": iso(m["completed_at"]),
+    }
+
+
+def lead_to_public(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    return {
+        "id": m["id"],
+        "business_name": m["business_name"],
+        "address": m["address"],
+        "phone": m["phone"],
+        "website": m["website"],
+        "email": m["email"],
+        "email_status": m["email_status"],
+        "confidence_score": m["confidence_score"],
+        "score_breakdown": m["score_breakdown"],
+        "sources": m["sources"],
+        "category": m["category"],
+        "latitude": m["latitude"],
+        "longitude": m["longitude"],
+        "cost": str(m["cost"]),
+    }
+
+
+def list_leads(
+    db: Database, campaign_id: str, owner_id: str, *, limit: int | None = None, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """A campaign's leads, best first (404 for another owner's campaign)."""
+    get_campaign(db, campaign_id, owner_id)
+    where = (leads.c.campaign_id == campaign_id, leads.c.owner_id == owner_id)
+    with db.read() as conn:
+        query = select(leads).where(*where).order_by(leads.c.confidence_score.desc(), leads.c.business_name, leads.c.id)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        rows = conn.execute(query).all()
+        total = conn.execute(select(func.count()).select_from(leads).where(*where)).scalar_one()
+    return [lead_to_public(r) for r in rows], total

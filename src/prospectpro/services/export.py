@@ -1,0 +1,57 @@
+"""Exporting a campaign's leads: CSV that Excel opens safely, or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+CSV_COLUMNS = (
+    "business_name",
+    "address",
+    "phone",
+    "website",
+    "email",
+    "email_status",
+    "confidence_score",
+    "category",
+    "latitude",
+    "longitude",
+    "sources",
+    "score_breakdown",
+)
+
+# A cell starting with one of these is run as a formula by spreadsheets.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(value: str) -> str:
+    """Make a cell inert for spreadsheets (OWASP CSV injection advice: prefix a quote)."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        value = " ".join(str(v) for v in value)
+    elif isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return neutralize(str(value))
+
+
+def leads_csv(leads: Sequence[dict[str, Any]]) -> str:
+    """UTF-8 text starting with a BOM, so Excel reads the accents right."""
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for lead in leads:
+        writer.writerow([_cell(lead.get(column)) for column in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def leads_json(campaign: dict[str, Any], leads: Sequence[dict[str, Any]]) -> str:
+    return json.dumps({"campaign": campaign, "leads": list(leads)}, ensure_ascii=False, indent=2)
