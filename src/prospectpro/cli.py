@@ -345,6 +345,75 @@ def jobs_events(
             )
 
 
+# -- serve and users ---------------------------------------------------------
+users_app = typer.Typer(help="API users and their keys.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, max=64, help="In-process workers; 0 for an API-only process.")
+    ] = 2,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the HTTP API, the web pages and N in-process workers."""
+    import uvicorn
+
+    from prospectpro.api.app import create_app
+
+    settings, db = _open()
+    uvicorn.run(
+        create_app(settings, workers=workers, db=db),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=log_level == "debug",
+        timeout_graceful_shutdown=5,
+    )
+
+
+@users_app.command("create")
+@handle_errors
+def users_create(name: str) -> None:
+    """Create a user and print its API key (shown once; only its hash is stored)."""
+    from prospectpro.services.users import create_user
+
+    _, db = _open()
+    principal, key = create_user(db, name)
+    err.print(f"user {principal.name} ({principal.user_id}); its API key, shown only now:")
+    out.print(key)
+
+
+@users_app.command("list")
+@handle_errors
+def users_list() -> None:
+    """Users with API keys."""
+    from prospectpro.services.users import list_users
+
+    _, db = _open()
+    table = Table()
+    for column in ("Id", "Name", "Key", "Created", "Revoked"):
+        table.add_column(column)
+    for u in list_users(db):
+        table.add_row(u["id"], u["name"], u["key_prefix"] + "…", u["created_at"], u["revoked_at"] or "")
+    out.print(table)
+
+
+@users_app.command("revoke")
+@handle_errors
+def users_revoke(user: Annotated[str, typer.Argument(help="The user's name or id.")]) -> None:
+    """Revoke a user's API keys."""
+    from prospectpro.services.users import revoke_user
+
+    _, db = _open()
+    revoked = revoke_user(db, user)
+    out.print(f"revoked {revoked['name']} ({revoked['id']})")
+
+
 # -- the rest --------------------------------------------------------------
 @app.command()
 @handle_errors

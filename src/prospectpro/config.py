@@ -43,6 +43,19 @@ class Settings(BaseSettings):
     # Discovery data shipped with the package, imported on first start.
     import_bundled_places: bool = True
 
+    # HTTP API.
+    submissions_per_minute: int = Field(default=60, ge=1)  # per owner
+    sessions_per_minute: int = Field(default=30, ge=1)  # new anonymous sessions per client address
+    streams_per_owner: int = Field(default=20, ge=1)  # open event streams per owner, per process
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0, le=15.0)
+    sse_poll_interval: float = Field(default=0.1, gt=0, le=5)  # seeing other processes' events
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    cookie_secure: bool = False  # set behind HTTPS
+    # Webhooks (notify_url) must point at public addresses; tests and local
+    # development may allow loopback and private ones.
+    allow_private_notify_urls: bool = False
+    notify_max_attempts: int = Field(default=8, ge=1, le=50)
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

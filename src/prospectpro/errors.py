@@ -31,3 +31,27 @@ class NotFound(UserError):
 class Conflict(UserError):
     code = "conflict"
     http_status = 409
+
+
+class Unauthorized(UserError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class RateLimited(UserError):
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class UnsupportedMediaType(UserError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class PayloadTooLarge(UserError):
+    code = "payload_too_large"
+    http_status = 413

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -109,23 +110,23 @@ _FIELD_NAMES = {
 }
 
 
-def validation_message(exc: ValidationError, names: dict[str, str] | None = None) -> str:
-    """One readable line from pydantic's errors: 'max results must be ≤ 10000'."""
+def validation_message(errors: Sequence[Mapping[str, Any]], names: Mapping[str, str] | None = None) -> str:
+    """One readable line from pydantic's errors: 'max results must be at most 10000'."""
     names = {**_FIELD_NAMES, **(names or {})}
     parts = []
-    for err in exc.errors():
+    for err in errors:
         loc = ".".join(str(p) for p in err["loc"]) or "request"
         field = names.get(loc, loc)
         ctx = err.get("ctx") or {}
         kind = err["type"]
         if kind == "greater_than_equal":
-            parts.append(f"{field} must be at least {ctx['ge']}")
+            parts.append(f"{field} must be at least {ctx.get('ge')}")
         elif kind == "less_than_equal":
-            parts.append(f"{field} must be at most {ctx['le']}")
+            parts.append(f"{field} must be at most {ctx.get('le')}")
         elif kind == "string_too_short":
             parts.append(f"{field} must not be empty")
         elif kind == "string_too_long":
-            parts.append(f"{field} must be at most {ctx['max_length']} characters")
+            parts.append(f"{field} must be at most {ctx.get('max_length')} characters")
         elif kind == "extra_forbidden":
             parts.append(f"unknown field '{loc}'")
         elif kind == "missing":
@@ -139,4 +140,5 @@ def parse_campaign_request(data: dict[str, object]) -> CampaignRequest:
     try:
         return CampaignRequest.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(validation_message(exc), details=exc.errors(include_url=False, include_input=False)) from None
+        errors = exc.errors(include_url=False, include_input=False)
+        raise InvalidInput(validation_message(errors), details=errors) from None

@@ -94,10 +94,13 @@ class Job:
         }
 
     def to_public(self) -> dict[str, Any]:
+        config = {k: v for k, v in self.config.items() if k != "notify"}  # the webhook secret stays private
+        if "notify" in self.config:
+            config["notify_url"] = self.config["notify"].get("url")
         return {
             **self.snapshot(),
             "id": self.id,
-            "config": self.config,
+            "config": config,
             "max_attempts": self.max_attempts,
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),

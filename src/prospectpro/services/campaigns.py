@@ -7,17 +7,19 @@ like an id that does not exist.
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from prospectpro.config import Settings
 from prospectpro.domain.business_types import resolve_business_type
 from prospectpro.domain.campaign import CampaignRequest, JobStatus
-from prospectpro.errors import Conflict, NotFound
+from prospectpro.errors import Conflict, NotFound, RateLimited
 from prospectpro.jobs.model import Job, iso, utcnow
 from prospectpro.jobs.queue import insert_job
 from prospectpro.places.locations import resolve_location
@@ -43,6 +45,8 @@ def submit_campaign(
     request: CampaignRequest,
     *,
     idempotency_key: str | None = None,
+    per_minute: int | None = None,
+    notify: dict[str, str] | None = None,
 ) -> Submission:
     """Validate, then one short transaction: campaign + pending job + its first event.
 
@@ -65,6 +69,8 @@ def submit_campaign(
                     raise Conflict("this Idempotency-Key was already used with a different request")
                 job = Job.from_row(earlier)
                 return Submission(job=job, campaign_id=job.campaign_id, created=False)
+        if per_minute is not None:
+            _check_rate(conn, owner_id, per_minute, now)
         campaign_id = str(uuid.uuid4())
         conn.execute(
             campaigns.insert().values(
@@ -96,6 +102,8 @@ def submit_campaign(
             "tier": request.tier.value,
             "include_delivered": request.include_delivered,
         }
+        if notify:
+            config["notify"] = notify
         job, _ = insert_job(
             conn,
             campaign_id=campaign_id,
@@ -107,6 +115,20 @@ def submit_campaign(
             now=now,
         )
     return Submission(job=job, campaign_id=campaign_id, created=True)
+
+
+def _check_rate(conn: Connection, owner_id: str, per_minute: int, now: datetime) -> None:
+    """Counted in the database, so the limit holds across API processes."""
+    since = now - timedelta(minutes=1)
+    recent = conn.execute(
+        select(discovery_jobs.c.created_at)
+        .where(discovery_jobs.c.owner_id == owner_id, discovery_jobs.c.created_at > since)
+        .order_by(discovery_jobs.c.created_at)
+        .limit(per_minute)
+    ).scalars().all()
+    if len(recent) >= per_minute:
+        retry_after = max(1, math.ceil((recent[0] + timedelta(minutes=1) - now).total_seconds()))
+        raise RateLimited(f"at most {per_minute} campaigns per minute; try again later", retry_after=retry_after)
 
 
 def get_campaign(db: Database, campaign_id: str, owner_id: str) -> dict[str, Any]:

@@ -1,0 +1,142 @@
+"""The ASGI application: API, web pages, and (optionally) in-process workers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from prospectpro import __version__
+from prospectpro.api import ops, routes
+from prospectpro.api.hub import EventHub
+from prospectpro.api.limits import RateLimiter
+from prospectpro.bootstrap import open_database
+from prospectpro.config import Settings
+from prospectpro.domain.campaign import validation_message
+from prospectpro.errors import PayloadTooLarge, RateLimited, UserError
+from prospectpro.jobs.worker import Worker, WorkerConfig
+from prospectpro.pipeline.runner import build_pipeline
+from prospectpro.store.db import Database
+from prospectpro.web import pages as web_pages
+
+log = logging.getLogger(__name__)
+
+_API_FIELD_NAMES = {
+    "min_confidence_score": "minimum confidence score",
+    "budget_limit": "budget limit",
+    "businessType": "business type",
+    "maxResults": "max results",
+    "budgetLimit": "budget limit",
+    "minConfidenceScore": "minimum confidence score",
+}
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable"}
+
+
+def error_response(request: Request, status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": {"code": code, "message": message, "details": details}}
+    if request.url.path.startswith("/functions/"):
+        body["success"] = False  # the original product's clients look at this
+    return JSONResponse(body, status_code=status)
+
+
+class BodySizeLimit:
+    """Refuse bodies larger than the limit before reading them (413)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                request = Request(scope)
+                response = error_response(
+                    request, 413, PayloadTooLarge.code, f"request body larger than {self.max_bytes} bytes"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, workers: int = 0, db: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = db or open_database(settings)
+        hub = EventHub(database, poll_interval=settings.sse_poll_interval)
+        await hub.start()
+        app.state.db = database
+        app.state.hub = hub
+        worker = None
+        if workers > 0:
+            worker = Worker(
+                database,
+                build_pipeline(database, settings),
+                WorkerConfig(
+                    lease_seconds=settings.lease_seconds,
+                    poll_interval=settings.poll_interval,
+                    retry_base_seconds=settings.retry_base_seconds,
+                    retry_max_seconds=settings.retry_max_seconds,
+                    concurrency=workers,
+                ),
+            ).start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(
+        title="ProspectPro",
+        version=__version__,
+        description="Durable business-discovery campaigns with live progress.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.session_limiter = RateLimiter(settings.sessions_per_minute)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(routes.router)
+    app.include_router(ops.router)
+    web_pages.mount(app)
+
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, exc: UserError) -> JSONResponse:
+        response = error_response(request, exc.http_status, exc.code, exc.message, exc.details)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(request, 400, "bad_request", "request body is not valid JSON")
+        for e in errors:  # "body.max_results" reads better as "max_results"
+            loc = [p for p in e.get("loc", ()) if p not in ("body", "query", "path", "header")]
+            e["loc"] = tuple(loc)
+        details = [{"loc": list(e["loc"]), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+        return error_response(request, 422, "invalid_input", validation_message(errors, _API_FIELD_NAMES), details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = "not found" if exc.status_code == 404 else str(exc.detail)
+        response = error_response(request, exc.status_code, code, message)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    return app
+
+

@@ -1,0 +1,158 @@
+"""Fan-out of job events to the event streams open in this process.
+
+One channel per watched job. A change is noticed either at once (a worker in
+this process announces its commit through the database notifier) or by one
+poll per tick over all watched jobs (workers in other processes); the
+channel then reads the new events once and hands them to every subscriber,
+so 500 clients watching one job cost one query, not 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import anyio.to_thread
+from sqlalchemy import select
+
+from prospectpro.jobs.model import JobEvent
+from prospectpro.jobs.queue import list_events
+from prospectpro.store.db import Database
+from prospectpro.store.schema import discovery_jobs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Subscription:
+    job_id: str
+    after: int
+    queue: asyncio.Queue[JobEvent] = field(default_factory=asyncio.Queue)
+
+    def offer(self, events: list[JobEvent]) -> None:
+        for event in events:
+            if event.seq > self.after:
+                self.after = event.seq
+                self.queue.put_nowait(event)
+
+
+@dataclass(eq=False)
+class Channel:
+    job_id: str
+    last_seq: int = 0
+    subscribers: set[Subscription] = field(default_factory=set)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class EventHub:
+    def __init__(self, db: Database, poll_interval: float = 0.1) -> None:
+        self.db = db
+        self.poll_interval = poll_interval
+        self._channels: dict[str, Channel] = {}
+        self._streams_by_owner: dict[str, int] = defaultdict(int)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: object = None
+
+    # -- lifecycle (inside the server's event loop) -----------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._unsubscribe = self.db.notifier.subscribe(self._on_commit)
+        self._task = asyncio.create_task(self._poll_forever())
+
+    async def stop(self) -> None:
+        if callable(self._unsubscribe):
+            self._unsubscribe()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    @property
+    def stream_count(self) -> int:
+        return sum(self._streams_by_owner.values())
+
+    def streams_of(self, owner_id: str) -> int:
+        return self._streams_by_owner.get(owner_id, 0)
+
+    # -- subscribing -------------------------------------------------------
+    async def subscribe(self, job_id: str, owner_id: str, after: int) -> Subscription:
+        """Events after ``after`` arrive in the subscription's queue, in order, each once."""
+        sub = Subscription(job_id=job_id, after=after)
+        channel = self._channels.get(job_id)
+        if channel is None:
+            channel = self._channels[job_id] = Channel(job_id=job_id, last_seq=after)
+        channel.subscribers.add(sub)
+        self._streams_by_owner[owner_id] += 1
+        # Replay what this subscriber missed; live events follow through the channel.
+        async with channel.lock:
+            backlog = await self._read(job_id, after)
+            sub.offer(backlog)
+            if backlog:
+                channel.last_seq = max(channel.last_seq, backlog[-1].seq)
+        return sub
+
+    def unsubscribe(self, sub: Subscription, owner_id: str) -> None:
+        channel = self._channels.get(sub.job_id)
+        if channel is not None:
+            channel.subscribers.discard(sub)
+            if not channel.subscribers:
+                del self._channels[sub.job_id]
+        self._streams_by_owner[owner_id] -= 1
+        if self._streams_by_owner[owner_id] <= 0:
+            del self._streams_by_owner[owner_id]
+
+    # -- noticing changes --------------------------------------------------
+    def _on_commit(self, job_id: str) -> None:
+        """Called from a worker thread after its commit."""
+        loop = self._loop
+        if loop is not None and job_id in self._channels:
+            loop.call_soon_threadsafe(self._spawn_refresh, job_id)
+
+    def _spawn_refresh(self, job_id: str) -> None:
+        asyncio.ensure_future(self._refresh(job_id))
+
+    async def _refresh(self, job_id: str) -> None:
+        channel = self._channels.get(job_id)
+        if channel is None:
+            return
+        async with channel.lock:
+            events = await self._read(job_id, channel.last_seq)
+            if events:
+                channel.last_seq = events[-1].seq
+                for sub in list(channel.subscribers):
+                    sub.offer(events)
+
+    async def _read(self, job_id: str, after: int) -> list[JobEvent]:
+        return await anyio.to_thread.run_sync(lambda: list_events(self.db, job_id, after=after, limit=10_000))
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            if not self._channels:
+                continue
+            try:
+                seqs = await anyio.to_thread.run_sync(self._current_seqs, list(self._channels))
+            except Exception:
+                log.exception("event hub poll failed")
+                continue
+            for job_id, seq in seqs.items():
+                channel = self._channels.get(job_id)
+                if channel is not None and seq > channel.last_seq:
+                    await self._refresh(job_id)
+
+    def _current_seqs(self, job_ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        with self.db.read() as conn:
+            for i in range(0, len(job_ids), 500):
+                rows = conn.execute(
+                    select(discovery_jobs.c.id, discovery_jobs.c.event_seq).where(
+                        discovery_jobs.c.id.in_(job_ids[i : i + 500])
+                    )
+                ).all()
+                found.update({r.id: r.event_seq for r in rows})
+        return found

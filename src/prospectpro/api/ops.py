@@ -1,0 +1,129 @@
+"""Operating endpoints: /healthz and /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select, text
+
+from prospectpro.api import schemas
+from prospectpro.api.hub import EventHub
+from prospectpro.domain.campaign import JobStatus
+from prospectpro.jobs.model import utcnow
+from prospectpro.jobs.worker import live_workers
+from prospectpro.store import migrate
+from prospectpro.store.db import Database
+from prospectpro.store.schema import api_calls, discovery_jobs
+
+router = APIRouter(tags=["operations"])
+
+DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+def queue_depth(db: Database) -> int:
+    """Jobs waiting for a worker now (pending and due)."""
+    with db.read() as conn:
+        return conn.execute(
+            select(func.count())
+            .select_from(discovery_jobs)
+            .where(discovery_jobs.c.status == JobStatus.pending.value, discovery_jobs.c.run_after <= utcnow())
+        ).scalar_one()
+
+
+def health(db: Database, lease_seconds: float) -> tuple[int, dict[str, Any]]:
+    try:
+        with db.read() as conn:
+            conn.execute(text("SELECT 1"))
+        current = migrate.is_current(db)
+        workers = len(live_workers(db, lease_seconds))
+        depth = queue_depth(db)
+    except Exception as exc:
+        return 503, {
+            "status": "unavailable",
+            "database": f"unreachable: {type(exc).__name__}",
+            "schema_current": False,
+            "workers_alive": 0,
+            "queue_depth": 0,
+        }
+    status = "ok" if current and workers else "degraded"
+    return 200, {
+        "status": status,
+        "database": "ok",
+        "schema_current": current,
+        "workers_alive": workers,
+        "queue_depth": depth,
+    }
+
+
+@router.get(
+    "/healthz",
+    response_model=schemas.Health,
+    responses={503: {"model": schemas.Health, "description": "Database unreachable"}},
+)
+async def healthz(request: Request) -> JSONResponse:
+    """Database reachable and migrated, workers alive; 'degraded' when no worker would run a job."""
+    state = request.app.state
+    code, body = await anyio.to_thread.run_sync(health, state.db, state.settings.lease_seconds)
+    return JSONResponse(body, status_code=code)
+
+
+class StoreCollector(Collector):
+    """Read on each scrape from the store, so every API process reports the same numbers."""
+
+    def __init__(self, db: Database, hub: EventHub) -> None:
+        self.db = db
+        self.hub = hub
+
+    def collect(self) -> Iterator[Any]:
+        with self.db.read() as conn:
+            by_status = dict(
+                conn.execute(select(discovery_jobs.c.status, func.count()).group_by(discovery_jobs.c.status)).all()
+            )
+            finished = conn.execute(
+                select(discovery_jobs.c.started_at, discovery_jobs.c.completed_at)
+                .where(discovery_jobs.c.status == JobStatus.completed.value, discovery_jobs.c.started_at.is_not(None))
+                .order_by(discovery_jobs.c.completed_at.desc())
+                .limit(10_000)
+            ).all()
+            calls = conn.execute(
+                select(api_calls.c.provider, func.count(), func.coalesce(func.sum(api_calls.c.cost), 0)).group_by(
+                    api_calls.c.provider
+                )
+            ).all()
+        jobs = GaugeMetricFamily("prospectpro_jobs", "Jobs by status", labels=["status"])
+        for status in JobStatus:
+            jobs.add_metric([status.value], by_status.get(status.value, 0))
+        yield jobs
+        yield GaugeMetricFamily("prospectpro_queue_depth", "Jobs pending and due", value=queue_depth(self.db))
+        durations = sorted((row.completed_at - row.started_at).total_seconds() for row in finished)
+        buckets = [(str(b), sum(d <= b for d in durations)) for b in DURATION_BUCKETS]
+        buckets.append(("+Inf", len(durations)))
+        hist = HistogramMetricFamily(
+            "prospectpro_job_duration_seconds", "Start to completion of completed jobs (latest 10,000)"
+        )
+        hist.add_metric([], buckets, sum_value=sum(durations))
+        yield hist
+        count = CounterMetricFamily("prospectpro_provider_calls", "External API calls", labels=["provider"])
+        cost = CounterMetricFamily("prospectpro_provider_cost_usd", "External API cost", labels=["provider"])
+        for provider, n, usd in calls:
+            count.add_metric([provider], n)
+            cost.add_metric([provider], float(usd))
+        yield count
+        yield cost
+        yield GaugeMetricFamily("prospectpro_sse_clients", "Open event streams in this process", value=self.hub.stream_count)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+async def metrics(request: Request) -> Response:
+    state = request.app.state
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(state.db, state.hub))
+    body = await anyio.to_thread.run_sync(generate_latest, registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

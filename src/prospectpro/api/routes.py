@@ -1,0 +1,316 @@
+"""The JSON API under /api/v1 and the original product's compatibility endpoint."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse
+
+from prospectpro.api import schemas
+from prospectpro.api.auth import Caller, ensure_session, identify, set_session_cookie
+from prospectpro.api.hub import EventHub
+from prospectpro.api.limits import RateLimiter
+from prospectpro.api.stream import job_stream
+from prospectpro.config import Settings
+from prospectpro.domain.campaign import CampaignRequest, JobStatus, Tier, parse_campaign_request
+from prospectpro.errors import InvalidInput, RateLimited, UnsupportedMediaType
+from prospectpro.jobs import queue
+from prospectpro.net import resolve_public
+from prospectpro.services import campaigns as campaign_service
+from prospectpro.services.export import leads_csv
+from prospectpro.store.db import Database
+
+router = APIRouter()
+
+
+@dataclass
+class Ctx:
+    settings: Settings
+    db: Database
+    hub: EventHub
+    session_limiter: RateLimiter
+    caller: Caller
+
+    @property
+    def owner_id(self) -> str:
+        """The caller's id; a caller without one owns nothing, so lookups are 404."""
+        return self.caller.owner_id or "-"
+
+
+async def ctx(request: Request) -> Ctx:
+    state = request.app.state
+    return Ctx(state.settings, state.db, state.hub, state.session_limiter, await identify(request, state.db))
+
+
+def require_json(request: Request) -> None:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise UnsupportedMediaType("send the request body as application/json")
+
+
+Context = Annotated[Ctx, Depends(ctx)]
+
+
+def links(request: Request, job_id: str, campaign_id: str) -> schemas.Links:
+    base = str(request.base_url).rstrip("/")
+    return schemas.Links(
+        job=f"{base}/api/v1/jobs/{job_id}",
+        events=f"{base}/api/v1/jobs/{job_id}/events",
+        leads=f"{base}/api/v1/campaigns/{campaign_id}/leads",
+        leads_csv=f"{base}/api/v1/campaigns/{campaign_id}/leads.csv",
+        page=f"{base}/jobs/{job_id}",
+    )
+
+
+async def submit(
+    c: Ctx,
+    request: Request,
+    body: CampaignRequest,
+    *,
+    idempotency_key: str | None,
+    notify_url: str | None = None,
+    label: str | None = None,
+) -> tuple[Caller, campaign_service.Submission, str | None]:
+    notify: dict[str, str] | None = None
+    if notify_url:
+        allow = c.settings.allow_private_notify_urls
+        await anyio.to_thread.run_sync(lambda: resolve_public(notify_url, allow_private=allow))
+        notify = {"url": notify_url, "secret": secrets.token_hex(32)}
+    caller = await ensure_session(c.caller, request, c.db, c.session_limiter, label)
+    owner = caller.owner_id
+    assert owner is not None
+    submission = await anyio.to_thread.run_sync(
+        lambda: campaign_service.submit_campaign(
+            c.db,
+            c.settings,
+            owner,
+            body,
+            idempotency_key=idempotency_key,
+            per_minute=c.settings.submissions_per_minute,
+            notify=notify,
+        )
+    )
+    secret = submission.job.config.get("notify", {}).get("secret") if submission.created else None
+    return caller, submission, secret
+
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+@router.post(
+    "/api/v1/campaigns",
+    status_code=202,
+    response_model=schemas.SubmitOut,
+    responses=schemas.errors(400, 401, 409, 413, 415, 422, 429),
+    dependencies=[Depends(require_json)],
+    tags=["campaigns"],
+)
+async def create_campaign(
+    payload: schemas.CampaignIn, request: Request, response: Response, c: Context, idempotency_key: IdempotencyKey = None
+) -> schemas.SubmitOut:
+    """Submit a campaign: one short transaction, answered at once with the job to watch."""
+    body = parse_campaign_request(
+        {
+            "business_type": payload.business_type,
+            "location": payload.location,
+            "max_results": payload.max_results,
+            "budget_limit": payload.budget_limit,
+            "min_score": payload.min_confidence_score,
+            "tier": payload.tier,
+            "include_delivered": payload.include_delivered,
+        }
+    )
+    caller, submission, secret = await submit(
+        c, request, body, idempotency_key=idempotency_key, notify_url=payload.notify_url
+    )
+    set_session_cookie(response, caller, c.settings)
+    response.headers["Location"] = f"/api/v1/jobs/{submission.job.id}"
+    return schemas.SubmitOut(
+        job_id=submission.job.id,
+        campaign_id=submission.campaign_id,
+        status=submission.job.status.value,
+        urls=links(request, submission.job.id, submission.campaign_id),
+        created=submission.created,
+        session_token=caller.new_session_token,
+        notify_secret=secret,
+    )
+
+
+@router.get("/api/v1/jobs", response_model=schemas.JobPage, responses=schemas.errors(401, 422), tags=["jobs"])
+async def list_jobs(
+    c: Context,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    """The caller's jobs, newest first."""
+    jobs, total = await anyio.to_thread.run_sync(
+        lambda: queue.list_jobs(c.db, c.owner_id, status=status, limit=limit, offset=offset)
+    )
+    return {"jobs": [j.to_public() for j in jobs], "total": total, "limit": limit, "offset": offset}
+
+
+async def owned_job(c: Ctx, job_id: str) -> Any:
+    return await anyio.to_thread.run_sync(lambda: queue.get_job(c.db, job_id, c.owner_id))
+
+
+@router.get("/api/v1/jobs/{job_id}", response_model=schemas.JobOut, responses=schemas.errors(401, 404), tags=["jobs"])
+async def get_job(job_id: str, c: Context) -> dict[str, Any]:
+    return (await owned_job(c, job_id)).to_public()
+
+
+@router.post(
+    "/api/v1/jobs/{job_id}/cancel",
+    status_code=202,
+    response_model=schemas.JobOut,
+    responses=schemas.errors(401, 404),
+    tags=["jobs"],
+)
+async def cancel_job(job_id: str, c: Context) -> dict[str, Any]:
+    """Cancel: at once if no worker holds the job, else at its next checkpoint (leads so far are kept)."""
+    job = await anyio.to_thread.run_sync(lambda: queue.request_cancel(c.db, job_id, c.owner_id))
+    return job.to_public()
+
+
+def _last_event_id(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        seq = int(value.strip())
+    except ValueError:
+        raise InvalidInput("Last-Event-ID must be an event sequence number") from None
+    if seq < 0:
+        raise InvalidInput("Last-Event-ID must not be negative")
+    return seq
+
+
+@router.get(
+    "/api/v1/jobs/{job_id}/events",
+    response_model=None,
+    responses={
+        200: {
+            "description": "The job's events: a text/event-stream, or a JSON page with format=json",
+            "content": {
+                "text/event-stream": {"schema": {"type": "string"}},
+                "application/json": {"schema": schemas.EventPage.model_json_schema(ref_template="#/components/schemas/{model}")},
+            },
+        },
+        204: {"description": "Reconnected to a finished job: nothing more will come"},
+        **schemas.errors(401, 404, 422, 429),
+    },
+    tags=["jobs"],
+)
+async def job_events(
+    job_id: str,
+    c: Context,
+    format: Literal["sse", "json"] = "sse",
+    after: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> Response:
+    job = await owned_job(c, job_id)
+    resume = _last_event_id(last_event_id)
+    position = after if after is not None else (resume or 0)
+    if format == "json":
+        events = await anyio.to_thread.run_sync(lambda: queue.list_events(c.db, job_id, after=position, limit=limit))
+        next_after = events[-1].seq if events else position
+        return JSONResponse({"events": [e.to_public() for e in events], "next_after": next_after})
+    if resume is not None and job.status.terminal and position >= job.event_seq:
+        return Response(status_code=204)  # tells EventSource to stop reconnecting
+    if c.hub.streams_of(c.owner_id) >= c.settings.streams_per_owner:
+        raise RateLimited(f"at most {c.settings.streams_per_owner} open event streams per caller", retry_after=5)
+    stream = job_stream(c.hub, job, c.owner_id, position, c.settings.sse_keepalive_seconds)
+    return EventSourceResponse(stream, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get(
+    "/api/v1/campaigns/{campaign_id}",
+    response_model=schemas.CampaignOut,
+    responses=schemas.errors(401, 404),
+    tags=["campaigns"],
+)
+async def get_campaign(campaign_id: str, c: Context) -> dict[str, Any]:
+    return await anyio.to_thread.run_sync(lambda: campaign_service.get_campaign(c.db, campaign_id, c.owner_id))
+
+
+@router.get(
+    "/api/v1/campaigns/{campaign_id}/leads",
+    response_model=schemas.LeadPage,
+    responses=schemas.errors(401, 404, 422),
+    tags=["campaigns"],
+)
+async def get_leads(
+    campaign_id: str,
+    c: Context,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    leads, total = await anyio.to_thread.run_sync(
+        lambda: campaign_service.list_leads(c.db, campaign_id, c.owner_id, limit=limit, offset=offset)
+    )
+    return {"leads": leads, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get(
+    "/api/v1/campaigns/{campaign_id}/leads.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **schemas.errors(401, 404)},
+    tags=["campaigns"],
+)
+async def get_leads_csv(campaign_id: str, c: Context) -> Response:
+    leads, _ = await anyio.to_thread.run_sync(lambda: campaign_service.list_leads(c.db, campaign_id, c.owner_id))
+    return Response(
+        leads_csv(leads).encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="leads-{campaign_id}.csv"'},
+    )
+
+
+def estimated_time(max_results: int) -> str:
+    minutes = max(1, round(0.5 + max_results / 40))
+    return f"about {minutes} minute" + ("s" if minutes != 1 else "")
+
+
+@router.post(
+    "/functions/v1/business-discovery-background",
+    status_code=202,
+    response_model=schemas.CompatOut,
+    responses=schemas.errors(400, 401, 413, 415, 422, 429),
+    dependencies=[Depends(require_json)],
+    tags=["compatibility"],
+)
+async def business_discovery_background(
+    payload: schemas.CompatIn, request: Request, response: Response, c: Context, idempotency_key: IdempotencyKey = None
+) -> schemas.CompatOut:
+    """The original product's endpoint: same body, same answer fields; now backed by the durable queue."""
+    body = parse_campaign_request(
+        {
+            "business_type": payload.businessType,
+            "location": payload.location,
+            "max_results": payload.maxResults,
+            "budget_limit": payload.budgetLimit,
+            "min_score": payload.minConfidenceScore,
+            "tier": Tier.base,
+        }
+    )
+    caller, submission, _ = await submit(
+        c, request, body, idempotency_key=idempotency_key, label=payload.sessionUserId
+    )
+    set_session_cookie(response, caller, c.settings)
+    job = submission.job
+    return schemas.CompatOut(
+        success=True,
+        message="Discovery started in the background; follow realtimeChannel for progress.",
+        jobId=job.id,
+        campaignId=submission.campaign_id,
+        status=job.status.value,
+        estimatedTime=estimated_time(body.max_results),
+        realtimeChannel=links(request, job.id, submission.campaign_id).events,
+        sessionToken=caller.new_session_token,
+    )
+

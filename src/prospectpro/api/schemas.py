@@ -1,0 +1,185 @@
+"""The API's wire models: what /openapi.json promises and schemathesis checks."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prospectpro.domain.campaign import MAX_RESULTS_LIMIT, Tier
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+    success: bool | None = None  # present on the compatibility endpoint
+
+
+ERRORS = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in {
+        400: "Malformed request",
+        401: "Invalid or revoked credentials",
+        404: "Not found (also: not yours)",
+        409: "Conflict",
+        413: "Request body too large",
+        415: "Unsupported media type",
+        422: "Invalid input",
+        429: "Too many requests",
+    }.items()
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: ERRORS[status] for status in statuses}
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    business_type: str = Field(min_length=1, max_length=100, examples=["cafe"])
+    location: str = Field(min_length=1, max_length=200, examples=["Helsinki"])
+    max_results: int = Field(default=20, ge=1, le=MAX_RESULTS_LIMIT)
+    budget_limit: Decimal = Field(default=Decimal("5"), ge=0, le=100000, decimal_places=4)
+    min_confidence_score: int = Field(default=50, ge=0, le=100)
+    tier: Tier = Tier.base
+    include_delivered: bool = False
+    notify_url: str | None = Field(default=None, max_length=2000)
+
+
+class Links(BaseModel):
+    job: str
+    events: str
+    leads: str
+    leads_csv: str
+    page: str
+
+
+class SubmitOut(BaseModel):
+    job_id: str
+    campaign_id: str
+    status: str
+    urls: Links
+    created: bool
+    session_token: str | None = None
+    notify_secret: str | None = None
+
+
+class JobOut(BaseModel):
+    id: str
+    job_id: str
+    campaign_id: str
+    status: str
+    progress: int
+    current_stage: str
+    stage_label: str
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+    error: str | None
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    created_at: str | None
+    started_at: str | None
+    completed_at: str | None
+    updated_at: str | None
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class EventOut(BaseModel):
+    seq: int
+    kind: str
+    data: dict[str, Any]
+    created_at: str | None
+
+
+class EventPage(BaseModel):
+    events: list[EventOut]
+    next_after: int
+
+
+class CampaignOut(BaseModel):
+    id: str
+    job_id: str | None
+    business_type: str
+    location: str
+    max_results: int
+    budget_limit: str
+    min_score: int
+    tier: str
+    include_delivered: bool
+    status: str
+    results_count: int
+    total_cost: str
+    created_at: str | None
+    updated_at: str | None
+    completed_at: str | None
+
+
+class LeadOut(BaseModel):
+    id: int
+    business_name: str
+    address: str | None
+    phone: str | None
+    website: str | None
+    email: str | None
+    email_status: str | None
+    confidence_score: int
+    score_breakdown: dict[str, int]
+    sources: list[str]
+    category: str | None
+    latitude: float | None
+    longitude: float | None
+    cost: str
+
+
+class LeadPage(BaseModel):
+    leads: list[LeadOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class CompatIn(BaseModel):
+    """The original product's request body (camelCase, its defaults)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    businessType: str = Field(min_length=1, max_length=100)
+    location: str = Field(min_length=1, max_length=200)
+    maxResults: int = Field(default=5, ge=1, le=MAX_RESULTS_LIMIT)
+    budgetLimit: Decimal = Field(default=Decimal("50"), ge=0, le=100000, decimal_places=4)
+    minConfidenceScore: int = Field(default=50, ge=0, le=100)
+    sessionUserId: str | None = Field(default=None, max_length=200)
+    userEmail: str | None = Field(default=None, max_length=320)
+
+
+class CompatOut(BaseModel):
+    success: bool
+    message: str
+    jobId: str
+    campaignId: str
+    status: str
+    estimatedTime: str
+    realtimeChannel: str
+    sessionToken: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    schema_current: bool
+    workers_alive: int
+    queue_depth: int
