@@ -28,7 +28,7 @@ from prospectpro.errors import InvalidInput, UserError
 from prospectpro.jobs import queue
 from prospectpro.jobs.events import follow_events
 from prospectpro.jobs.model import Job, JobEvent
-from prospectpro.jobs.worker import Worker, WorkerConfig, live_workers
+from prospectpro.jobs.worker import Worker, live_workers, worker_config
 from prospectpro.pipeline.runner import build_pipeline
 from prospectpro.services import campaigns as campaign_service
 from prospectpro.services.export import leads_csv, leads_json
@@ -82,16 +82,6 @@ def _open(prepare: bool = True) -> tuple[Settings, Database]:
     return settings, open_database(settings, prepare=prepare)
 
 
-def _worker_config(settings: Settings, concurrency: int = 1) -> WorkerConfig:
-    return WorkerConfig(
-        lease_seconds=settings.lease_seconds,
-        poll_interval=settings.poll_interval,
-        retry_base_seconds=settings.retry_base_seconds,
-        retry_max_seconds=settings.retry_max_seconds,
-        concurrency=concurrency,
-    )
-
-
 # -- discover --------------------------------------------------------------
 @app.command()
 @handle_errors
@@ -132,7 +122,7 @@ def discover(
         return
     worker = None
     if not live_workers(db, within_seconds=settings.lease_seconds):
-        worker = Worker(db, build_pipeline(db, settings), _worker_config(settings)).start()
+        worker = Worker(db, build_pipeline(db, settings), worker_config(settings)).start()
     try:
         final = _follow(db, job, quiet=as_json, poll_interval=settings.poll_interval)
     except KeyboardInterrupt:
@@ -241,7 +231,7 @@ def worker(
     import signal
 
     settings, db = _open()
-    runner = Worker(db, build_pipeline(db, settings), _worker_config(settings, concurrency))
+    runner = Worker(db, build_pipeline(db, settings), worker_config(settings, concurrency))
     signal.signal(signal.SIGTERM, lambda *_: runner.stop(timeout=0))
     err.print(f"worker {runner.worker_id} running {concurrency} job(s) at a time; Ctrl-C to stop")
     try:

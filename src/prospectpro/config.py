@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     # development may allow loopback and private ones.
     allow_private_notify_urls: bool = False
     notify_max_attempts: int = Field(default=8, ge=1, le=50)
+    notify_retry_base_seconds: float = Field(default=5.0, ge=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

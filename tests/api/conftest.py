@@ -45,13 +45,13 @@ class LiveServer:
 
 
 def start_server(tmp_path: Path, *, workers: int = 1, **overrides: Any) -> LiveServer:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        poll_interval=0.05,
-        sse_poll_interval=0.05,
-        allow_private_notify_urls=True,
-        **overrides,
-    )
+    defaults: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "poll_interval": 0.05,
+        "sse_poll_interval": 0.05,
+        "allow_private_notify_urls": True,
+    }
+    settings = Settings(**{**defaults, **overrides})
     db = open_database(settings)
     app = create_app(settings, workers=workers, db=db)
     port = free_port()

@@ -21,7 +21,7 @@ from prospectpro.bootstrap import open_database
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import validation_message
 from prospectpro.errors import PayloadTooLarge, RateLimited, UserError
-from prospectpro.jobs.worker import Worker, WorkerConfig
+from prospectpro.jobs.worker import Worker, worker_config
 from prospectpro.pipeline.runner import build_pipeline
 from prospectpro.store.db import Database
 from prospectpro.web import pages as web_pages
@@ -82,13 +82,7 @@ def create_app(settings: Settings | None = None, *, workers: int = 0, db: Databa
             worker = Worker(
                 database,
                 build_pipeline(database, settings),
-                WorkerConfig(
-                    lease_seconds=settings.lease_seconds,
-                    poll_interval=settings.poll_interval,
-                    retry_base_seconds=settings.retry_base_seconds,
-                    retry_max_seconds=settings.retry_max_seconds,
-                    concurrency=workers,
-                ),
+                worker_config(settings, workers),
             ).start()
         try:
             yield

@@ -16,7 +16,7 @@ from prospectpro.domain.campaign import JobStatus, Stage
 from prospectpro.errors import NotFound
 from prospectpro.jobs.model import Change, Job, JobEvent, JobFinished, Lease, LeaseLost, utcnow
 from prospectpro.store.db import Database, mark_changed
-from prospectpro.store.schema import campaigns, discovery_jobs, job_events
+from prospectpro.store.schema import campaigns, discovery_jobs, job_events, notifications
 
 
 def _merge(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -89,6 +89,8 @@ def apply_change(
     updated = Job.from_row(result)
     if change.status is not None and change.status != job.status:
         _mirror_campaign_status(conn, updated, now)
+        if updated.status.terminal and "notify" in updated.config:
+            schedule_notification(conn, updated, now)
     data = {**updated.snapshot(), "message": _message(change, updated), **change.data}
     conn.execute(
         insert(job_events).values(job_id=job.id, seq=updated.event_seq, kind=change.kind, data=data, created_at=now)
@@ -105,6 +107,21 @@ def _message(change: Change, job: Job) -> str:
     if change.status == JobStatus.completed:
         return "Completed"
     return job.current_stage.label
+
+
+def schedule_notification(conn: Connection, job: Job, now: datetime) -> None:
+    notify = job.config["notify"]
+    conn.execute(
+        insert(notifications).values(
+            job_id=job.id,
+            url=notify["url"],
+            secret=notify["secret"],
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
 
 
 def _mirror_campaign_status(conn: Connection, job: Job, now: datetime) -> None:

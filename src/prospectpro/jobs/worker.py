@@ -19,7 +19,9 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
+from prospectpro.config import Settings
 from prospectpro.jobs.model import JobFinished, LeaseLost, utcnow
+from prospectpro.jobs.notify import NotifyConfig, deliver_due
 from prospectpro.jobs.queue import claim, has_claimable, record_failure, release, renew_lease
 from prospectpro.jobs.run import Handler, JobRun, WorkerStopping
 from prospectpro.store.db import Database
@@ -35,6 +37,22 @@ class WorkerConfig:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     concurrency: int = 1
+    notify: NotifyConfig = NotifyConfig()
+
+
+def worker_config(settings: Settings, concurrency: int = 1) -> WorkerConfig:
+    return WorkerConfig(
+        lease_seconds=settings.lease_seconds,
+        poll_interval=settings.poll_interval,
+        retry_base_seconds=settings.retry_base_seconds,
+        retry_max_seconds=settings.retry_max_seconds,
+        concurrency=concurrency,
+        notify=NotifyConfig(
+            allow_private=settings.allow_private_notify_urls,
+            max_attempts=settings.notify_max_attempts,
+            retry_base_seconds=settings.notify_retry_base_seconds,
+        ),
+    )
 
 
 def describe_error(exc: BaseException, stage: str) -> str:
@@ -64,6 +82,7 @@ class Worker:
         for slot in range(self.config.concurrency):
             self._spawn(self._slot_loop, f"worker-slot-{slot}")
         self._spawn(self._registry_loop, "worker-registry")
+        self._spawn(self._notify_loop, "worker-webhooks")
         return self
 
     def stop(self, timeout: float | None = 30.0) -> None:
@@ -126,6 +145,13 @@ class Worker:
                     conn.execute(workers.update().where(workers.c.id == self.worker_id).values(last_seen=utcnow()))
             except Exception:
                 log.exception("worker heartbeat failed")
+
+    def _notify_loop(self) -> None:
+        while not self._stop.wait(max(self.config.poll_interval, 0.2)):
+            try:
+                deliver_due(self.db, self.config.notify)
+            except Exception:
+                log.exception("webhook delivery failed; will retry")
 
     # -- running jobs ----------------------------------------------------
     def _slot_loop(self) -> None:

@@ -279,4 +279,22 @@ workers = Table(
     Column("last_seen", UTCDateTime, nullable=False),
 )
 
+# Webhooks owed for finished jobs (notify_url): written in the same
+# transaction as the job's terminal change, so none is lost.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), ForeignKey("discovery_jobs.id"), nullable=False, unique=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Index("ix_notifications_due", "status", "next_attempt_at"),
+)
+
 LOCAL_USER_ID = "00000000-0000-0000-0000-000000000000"
