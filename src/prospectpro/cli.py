@@ -404,6 +404,54 @@ def users_revoke(user: Annotated[str, typer.Argument(help="The user's name or id
     out.print(f"revoked {revoked['name']} ({revoked['id']})")
 
 
+# -- operating ---------------------------------------------------------------
+_MARKS = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
+
+
+def _print_check(check: Any) -> None:
+    line = f"{_MARKS[check.status]} {check.name}: {check.detail}"
+    if check.fix:
+        line += f"  → {check.fix}"
+    out.print(line, highlight=False)
+
+
+@app.command()
+@handle_errors
+def doctor() -> None:
+    """Check this installation: database, schema, workers, discovery data, providers."""
+    from prospectpro.ops import FAIL, doctor as run_doctor
+
+    settings = Settings()
+    db = open_database(settings, prepare=False)
+    checks = run_doctor(settings, db)
+    for check in checks:
+        _print_check(check)
+    if any(c.status == FAIL for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def smoke(
+    url: Annotated[str, typer.Option("--url", help="Base URL of a deployment, e.g. http://127.0.0.1:8000")],
+    api_key: Annotated[str | None, typer.Option("--api-key", help="Use this key instead of a new session.")] = None,
+    business_type: Annotated[str, typer.Option("--business-type")] = "cafe",
+    location: Annotated[str, typer.Option("--location")] = "Helsinki",
+    max_results: Annotated[int, typer.Option("--max-results", min=1, max=100)] = 3,
+    timeout: Annotated[float, typer.Option("--timeout", min=1)] = 120.0,
+) -> None:
+    """Create a small campaign over HTTP, follow it to the end, and check every record."""
+    from prospectpro.ops import SmokeFailure, SmokeOptions, smoke as run_smoke
+
+    options = SmokeOptions(url, api_key, business_type, location, max_results, timeout)
+    try:
+        run_smoke(options, _print_check)
+    except SmokeFailure as exc:
+        out.print(f"{_MARKS['fail']} {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    out.print("smoke test passed")
+
+
 # -- the rest --------------------------------------------------------------
 @app.command()
 @handle_errors
