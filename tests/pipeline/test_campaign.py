@@ -163,3 +163,20 @@ def test_concurrent_workers_run_each_job_once(
         assert final.status == JobStatus.completed and final.attempts == 1
         kinds = [e.kind for e in list_events(places_db, job.id)]
         assert kinds.count("claimed") == 1 and "taken_over" not in kinds
+
+
+@pytest.mark.postgres
+def test_campaign_runs_the_same_on_postgresql(pg_db: Database, run_worker: Callable[..., Worker]) -> None:
+    from prospectpro.places.importer import ensure_bundled_places
+
+    ensure_bundled_places(pg_db)
+    job = submit(pg_db, max_results=20)
+    for _ in range(2):
+        run_worker(pg_db, make_pipeline(pg_db))
+    final = wait_until_done(pg_db, job.id)
+    assert final.status == JobStatus.completed and final.metrics["leads"] == 20
+    events = list_events(pg_db, job.id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    leads, _ = list_leads(pg_db, final.campaign_id, LOCAL_USER_ID)
+    source = osm_tags()
+    assert all(lead["business_name"] == source[lead["sources"][0]]["name"] for lead in leads)
