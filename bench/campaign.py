@@ -1,6 +1,6 @@
 """End-to-end campaign time: enqueue -> completed, in process and through the real CLI.
 
-    .venv/bin/python bench/campaign.py [--runs 10] [--cli-runs 5] [--timeout 60]
+    .venv/bin/python bench/campaign.py [--runs 10] [--cli-runs 8] [--timeout 60]
 
 In process: each run gets a fresh data dir; the first-start setup (migrations +
 import of the bundled places) is timed separately, then an in-process worker is
@@ -166,7 +166,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10, help="in-process runs, each on a fresh data dir")
     ap.add_argument("--warmup", type=int, default=1, help="in-process runs before the timed ones (not reported)")
-    ap.add_argument("--cli-runs", type=int, default=5, help="cold+warm CLI pairs, and baseline repetitions")
+    ap.add_argument("--cli-runs", type=int, default=8, help="cold+warm CLI pairs, and baseline repetitions")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before a campaign counts as hung")
     args = ap.parse_args()
     runs, warmup, cli_runs = (max(1, min(args.runs, 100)), max(0, min(args.warmup, 10)), max(1, min(args.cli_runs, 50)))

@@ -19,6 +19,10 @@ from prospectpro.store.db import Database, mark_changed
 from prospectpro.store.schema import campaigns, discovery_jobs, job_events, notifications
 
 
+_INSERT_JOB = insert(discovery_jobs).returning(*discovery_jobs.c)
+_INSERT_EVENT = insert(job_events)
+
+
 def _merge(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(old)
     for key, value in new.items():
@@ -93,7 +97,7 @@ def apply_change(
             schedule_notification(conn, updated, now)
     data = {**updated.snapshot(), "message": _message(change, updated), **change.data}
     conn.execute(
-        insert(job_events).values(job_id=job.id, seq=updated.event_seq, kind=change.kind, data=data, created_at=now)
+        _INSERT_EVENT, {"job_id": job.id, "seq": updated.event_seq, "kind": change.kind, "data": data, "created_at": now}
     )
     mark_changed(conn, job.id)
     return updated, JobEvent(job_id=job.id, seq=updated.event_seq, kind=change.kind, data=data, created_at=now)
@@ -145,34 +149,35 @@ def insert_job(
     """Insert a pending job and its first event (seq 1)."""
     now = now or utcnow()
     job_id = str(uuid.uuid4())
+    # Statement plus parameters (not .values(...)): the compiled form is
+    # cached, which keeps the submit transaction short.
     row = conn.execute(
-        insert(discovery_jobs)
-        .values(
-            id=job_id,
-            campaign_id=campaign_id,
-            owner_id=owner_id,
-            status=JobStatus.pending.value,
-            progress=0,
-            current_stage=Stage.queued.value,
-            config=config,
-            metrics={},
-            checkpoint={},
-            attempts=0,
-            max_attempts=max_attempts,
-            run_after=now,
-            lease_token=0,
-            cancel_requested=False,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            event_seq=1,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(*discovery_jobs.c)
+        _INSERT_JOB,
+        {
+            "id": job_id,
+            "campaign_id": campaign_id,
+            "owner_id": owner_id,
+            "status": JobStatus.pending.value,
+            "progress": 0,
+            "current_stage": Stage.queued.value,
+            "config": config,
+            "metrics": {},
+            "checkpoint": {},
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "run_after": now,
+            "lease_token": 0,
+            "cancel_requested": False,
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+            "event_seq": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
     ).one()
     job = Job.from_row(row)
     data = {**job.snapshot(), "message": "Queued"}
-    conn.execute(insert(job_events).values(job_id=job_id, seq=1, kind="created", data=data, created_at=now))
+    conn.execute(_INSERT_EVENT, {"job_id": job_id, "seq": 1, "kind": "created", "data": data, "created_at": now})
     mark_changed(conn, job_id)
     return job, JobEvent(job_id=job_id, seq=1, kind="created", data=data, created_at=now)
 

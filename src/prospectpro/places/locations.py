@@ -10,17 +10,18 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import threading
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
 import pycountry
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from prospectpro.domain.normalize import text_key
 from prospectpro.errors import InvalidInput
 from prospectpro.store.db import Database
-from prospectpro.store.schema import localities
+from prospectpro.store.schema import datasets, localities
 
 # Kinds of OSM place a user can name, largest first (the order breaks ties
 # between equally good matches), with the search radius each one implies.
@@ -156,6 +157,13 @@ def _coordinates(parts: list[str]) -> Area:
 # --- names -------------------------------------------------------------------
 
 
+# Parsed localities per database, with the datasets version they were read at:
+# resolving a location is on the submit path, so it must not re-read and
+# re-normalize every place name each time.
+_CACHE: dict[str, tuple[tuple[object, ...], list[_Locality]]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 def _load(db: Database) -> list[_Locality]:
     cols = localities.c
     query = select(
@@ -163,6 +171,10 @@ def _load(db: Database) -> list[_Locality]:
         cols.radius_m, cols.country, cols.osm_type, cols.osm_id,
     )  # fmt: skip
     with db.read() as conn:
+        version = tuple(conn.execute(select(func.count(), func.max(datasets.c.imported_at))).one())
+        cached = _CACHE.get(db.url)
+        if cached is not None and cached[0] == version:
+            return cached[1]
         rows = conn.execute(query).all()
     found = []
     for row in rows:
@@ -180,6 +192,8 @@ def _load(db: Database) -> list[_Locality]:
                 order=(row.osm_type, row.osm_id),
             )
         )
+    with _CACHE_LOCK:
+        _CACHE[db.url] = (version, found)
     return found
 
 

@@ -27,6 +27,9 @@ from prospectpro.store.db import Database
 from prospectpro.store.schema import campaigns, discovery_jobs, leads
 
 
+_INSERT_CAMPAIGN = campaigns.insert()
+
+
 @dataclass(frozen=True)
 class Submission:
     job: Job
@@ -73,22 +76,23 @@ def submit_campaign(
             _check_rate(conn, owner_id, per_minute, now)
         campaign_id = str(uuid.uuid4())
         conn.execute(
-            campaigns.insert().values(
-                id=campaign_id,
-                owner_id=owner_id,
-                business_type=business_type.name,
-                location=area.label,
-                max_results=request.max_results,
-                budget_limit=request.budget_limit,
-                min_score=request.min_score,
-                tier=request.tier.value,
-                include_delivered=request.include_delivered,
-                status=JobStatus.pending.value,
-                results_count=0,
-                total_cost=0,
-                created_at=now,
-                updated_at=now,
-            )
+            _INSERT_CAMPAIGN,
+            {
+                "id": campaign_id,
+                "owner_id": owner_id,
+                "business_type": business_type.name,
+                "location": area.label,
+                "max_results": request.max_results,
+                "budget_limit": request.budget_limit,
+                "min_score": request.min_score,
+                "tier": request.tier.value,
+                "include_delivered": request.include_delivered,
+                "status": JobStatus.pending.value,
+                "results_count": 0,
+                "total_cost": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
         config = {
             "business_type": business_type.name,
