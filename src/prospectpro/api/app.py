@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -91,7 +92,8 @@ def create_app(settings: Settings | None = None, *, workers: int = 0, db: Databa
             if worker is not None:
                 worker.stop()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs served from the package, not from a CDN.
+    app = FastAPIOffline(
         title="ProspectPro",
         version=__version__,
         description="Durable business-discovery campaigns with live progress.",
