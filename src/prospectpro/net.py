@@ -16,10 +16,14 @@ def resolve_public(url: str, *, allow_private: bool = False) -> list[str]:
     Callers connect to one of the returned addresses, so a DNS answer that
     changes between the check and the connection cannot steer them inside.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. "http://[::1/x": an unbalanced IPv6 literal
+        raise InvalidInput("notify_url is not a valid URL") from None
     if parts.scheme not in ("http", "https"):
         raise InvalidInput("notify_url must be an http or https URL")
-    if not parts.hostname:
+    if not host:
         raise InvalidInput("notify_url has no host")
     if parts.username or parts.password:
         raise InvalidInput("notify_url must not carry credentials")
@@ -28,9 +32,9 @@ def resolve_public(url: str, *, allow_private: bool = False) -> list[str]:
     except ValueError:
         raise InvalidInput("notify_url has an invalid port") from None
     try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise InvalidInput(f"notify_url host {parts.hostname!r} does not resolve") from None
+        raise InvalidInput(f"notify_url host {host!r} does not resolve") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not allow_private:
         for address in addresses:

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prospectpro import __version__
 from prospectpro.api import ops, routes
@@ -49,23 +49,51 @@ def error_response(request: Request, status: int, code: str, message: str, detai
 
 
 class BodySizeLimit:
-    """Refuse bodies larger than the limit before reading them (413)."""
+    """Refuse bodies larger than the limit (413): by Content-Length up front,
+    and by counting for a chunked body that has none."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-                request = Request(scope)
-                response = error_response(
-                    request, 413, PayloadTooLarge.code, f"request body larger than {self.max_bytes} bytes"
-                )
-                await response(scope, receive, send)
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._too_large(scope, receive, send)
+            return
+        if length is None and b"transfer-encoding" in dict(scope["headers"]):
+            # Chunked: read it here, up to the limit, then hand it on. (An
+            # error raised while the app reads would turn into a generic 400.)
+            messages: list[Message] = []
+            received = 0
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    await self._too_large(scope, receive, send)
+                    return
+                if not message.get("more_body", False):
+                    break
+            replay = iter(messages)
+
+            async def replaying_receive() -> Message:
+                return next(replay, None) or await receive()
+
+            await self.app(scope, replaying_receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            Request(scope), 413, PayloadTooLarge.code, f"request body larger than {self.max_bytes} bytes"
+        )
+        await response(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, workers: int = 0, db: Database | None = None) -> FastAPI:

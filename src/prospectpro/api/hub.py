@@ -43,6 +43,7 @@ class Channel:
     job_id: str
     last_seq: int = 0
     subscribers: set[Subscription] = field(default_factory=set)
+    joining: int = 0  # subscribers waiting for the lock; the channel must outlive them
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -80,27 +81,39 @@ class EventHub:
         return self._streams_by_owner.get(owner_id, 0)
 
     # -- subscribing -------------------------------------------------------
-    async def subscribe(self, job_id: str, owner_id: str, after: int) -> Subscription:
-        """Events after ``after`` arrive in the subscription's queue, in order, each once."""
+    async def subscribe(self, job_id: str, owner_id: str, after: int, head: int | None = None) -> Subscription:
+        """Events after ``after`` arrive in the subscription's queue, in order, each once.
+
+        ``head`` is the job's last sequence number as the caller read it; a
+        new channel starts there (or at ``after`` if lower), never beyond
+        the log, so no later event is skipped for anyone.
+        """
         sub = Subscription(job_id=job_id, after=after)
         channel = self._channels.get(job_id)
         if channel is None:
-            channel = self._channels[job_id] = Channel(job_id=job_id, last_seq=after)
-        channel.subscribers.add(sub)
+            channel = self._channels[job_id] = Channel(job_id=job_id, last_seq=after if head is None else min(after, head))
         self._streams_by_owner[owner_id] += 1
-        # Replay what this subscriber missed; live events follow through the channel.
-        async with channel.lock:
-            backlog = await self._read(job_id, after)
-            sub.offer(backlog)
-            if backlog:
-                channel.last_seq = max(channel.last_seq, backlog[-1].seq)
+        channel.joining += 1
+        try:
+            # Under the channel's lock, so no refresh runs between reading
+            # this subscriber's backlog and adding it to the channel.
+            async with channel.lock:
+                backlog = await self._read(job_id, after)
+                if backlog and backlog[-1].seq > channel.last_seq:
+                    channel.last_seq = backlog[-1].seq
+                    for other in channel.subscribers:  # they must not miss what the channel now skips
+                        other.offer(backlog)
+                sub.offer(backlog)
+                channel.subscribers.add(sub)
+        finally:
+            channel.joining -= 1
         return sub
 
     def unsubscribe(self, sub: Subscription, owner_id: str) -> None:
         channel = self._channels.get(sub.job_id)
         if channel is not None:
             channel.subscribers.discard(sub)
-            if not channel.subscribers:
+            if not channel.subscribers and not channel.joining:
                 del self._channels[sub.job_id]
         self._streams_by_owner[owner_id] -= 1
         if self._streams_by_owner[owner_id] <= 0:

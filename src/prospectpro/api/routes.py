@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -26,6 +25,8 @@ from prospectpro.services.export import leads_csv
 from prospectpro.store.db import Database
 
 router = APIRouter()
+
+MAX_SEQ = 2**31 - 1  # event sequence numbers are 32-bit in the store
 
 
 @dataclass
@@ -76,11 +77,13 @@ async def submit(
     notify_url: str | None = None,
     label: str | None = None,
 ) -> tuple[Caller, campaign_service.Submission, str | None]:
-    notify: dict[str, str] | None = None
+    """Validate first (a rejected request opens no session), then enqueue."""
     if notify_url:
         allow = c.settings.allow_private_notify_urls
         await anyio.to_thread.run_sync(lambda: resolve_public(notify_url, allow_private=allow))
-        notify = {"url": notify_url, "secret": secrets.token_hex(32)}
+    prepared = await anyio.to_thread.run_sync(
+        lambda: campaign_service.prepare_campaign(c.db, body, notify_url=notify_url)
+    )
     caller = await ensure_session(c.caller, request, c.db, c.session_limiter, label)
     owner = caller.owner_id
     assert owner is not None
@@ -89,10 +92,9 @@ async def submit(
             c.db,
             c.settings,
             owner,
-            body,
+            prepared,
             idempotency_key=idempotency_key,
             per_minute=c.settings.submissions_per_minute,
-            notify=notify,
         )
     )
     secret = submission.job.config.get("notify", {}).get("secret") if submission.created else None
@@ -184,8 +186,8 @@ def _last_event_id(value: str | None) -> int | None:
         seq = int(value.strip())
     except ValueError:
         raise InvalidInput("Last-Event-ID must be an event sequence number") from None
-    if seq < 0:
-        raise InvalidInput("Last-Event-ID must not be negative")
+    if not 0 <= seq <= MAX_SEQ:
+        raise InvalidInput(f"Last-Event-ID must be between 0 and {MAX_SEQ}")
     return seq
 
 
@@ -209,13 +211,14 @@ async def job_events(
     job_id: str,
     c: Context,
     format: Literal["sse", "json"] = "sse",
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> Response:
     job = await owned_job(c, job_id)
     resume = _last_event_id(last_event_id)
-    position = after if after is not None else (resume or 0)
+    # A browser reconnecting to a URL with ?after=N also sends Last-Event-ID: the later position wins.
+    position = max(after or 0, resume or 0)
     if format == "json":
         events = await anyio.to_thread.run_sync(lambda: queue.list_events(c.db, job_id, after=position, limit=limit))
         next_after = events[-1].seq if events else position
@@ -280,7 +283,7 @@ def estimated_time(max_results: int) -> str:
     "/functions/v1/business-discovery-background",
     status_code=202,
     response_model=schemas.CompatOut,
-    responses=schemas.errors(400, 401, 413, 415, 422, 429),
+    responses=schemas.errors(400, 401, 409, 413, 415, 422, 429),
     dependencies=[Depends(require_json)],
     tags=["compatibility"],
 )

@@ -79,6 +79,7 @@ class JobOut(BaseModel):
     progress: int
     current_stage: str
     stage_label: str
+    event_seq: int
     metrics: dict[str, Any]
     config: dict[str, Any]
     error: str | None

@@ -30,7 +30,7 @@ def _json(data: object) -> str:
 async def job_stream(
     hub: EventHub, job: Job, owner_id: str, after: int, keepalive_seconds: float
 ) -> AsyncIterator[bytes]:
-    sub = await hub.subscribe(job.id, owner_id, after)
+    sub = await hub.subscribe(job.id, owner_id, after, job.event_seq)
     try:
         yield format_sse_event(event="snapshot", data_str=_json(job.to_public()), retry=RETRY_MS)
         if job.status.terminal and after >= job.event_seq:

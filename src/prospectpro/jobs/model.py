@@ -78,6 +78,13 @@ class Job:
     def stage_done(self, stage: Stage) -> bool:
         return self.checkpoint.get(stage.value) == "done"
 
+    @property
+    def stage_label(self) -> str:
+        """What a progress display shows: the stage while running, the outcome once ended."""
+        if self.status.terminal:
+            return self.status.value.capitalize()
+        return self.current_stage.label
+
     def snapshot(self) -> dict[str, Any]:
         """What a client needs to draw the job: also the payload of every event."""
         return {
@@ -86,7 +93,8 @@ class Job:
             "status": self.status.value,
             "progress": self.progress,
             "current_stage": self.current_stage.value,
-            "stage_label": self.current_stage.label,
+            "stage_label": self.stage_label,
+            "event_seq": self.event_seq,
             "metrics": self.metrics,
             "error": self.error,
             "attempts": self.attempts,

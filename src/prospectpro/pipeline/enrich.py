@@ -61,7 +61,7 @@ def run(run: JobRun, enrichers: Sequence[Enricher], concurrency: int) -> None:
     with run.db.read() as conn:
         total, done, cost = _progress(conn, job_id)
     stage.finish(
-        run, Stage.enriching_contacts, metrics={"leads_enriched": done, "total_cost": float(cost), "selected": total}
+        run, Stage.enriching_contacts, metrics={"leads_enriched": done, "total_cost": float(cost)}
     )
 
 

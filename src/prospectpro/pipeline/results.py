@@ -119,9 +119,8 @@ def store(run: JobRun, *, final_status: JobStatus) -> None:
             status=JobStatus.completed,
             stage=Stage.finished,
             progress=100,
-            metrics=metrics,
+            metrics={**metrics, "summary": summary(count, requested)},
             checkpoint={Stage.storing_results.value: "done"},
-            data={"summary": summary(count, requested)},
         )
 
     run.change(build)

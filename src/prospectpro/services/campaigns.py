@@ -7,6 +7,7 @@ like an id that does not exist.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import math
 import json
 import uuid
@@ -15,14 +16,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
 
 from prospectpro.config import Settings
-from prospectpro.domain.business_types import resolve_business_type
+from prospectpro.domain.business_types import BusinessType, resolve_business_type
 from prospectpro.domain.campaign import CampaignRequest, JobStatus
 from prospectpro.errors import Conflict, NotFound, RateLimited
 from prospectpro.jobs.model import Job, iso, utcnow
 from prospectpro.jobs.queue import insert_job
-from prospectpro.places.locations import resolve_location
+from prospectpro.places.locations import Area, resolve_location
 from prospectpro.store.db import Database
 from prospectpro.store.schema import campaigns, discovery_jobs, leads
 
@@ -37,41 +39,89 @@ class Submission:
     created: bool  # False when an idempotency key returned an earlier job
 
 
-def request_hash(request: CampaignRequest) -> str:
-    return hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+@dataclass(frozen=True)
+class PreparedCampaign:
+    """A request whose type and location resolved: it can be enqueued."""
+
+    request: CampaignRequest
+    business_type: BusinessType
+    area: Area
+    notify_url: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """What an Idempotency-Key must be reused with."""
+        body = {**self.request.model_dump(mode="json"), "notify_url": self.notify_url}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def prepare_campaign(db: Database, request: CampaignRequest, *, notify_url: str | None = None) -> PreparedCampaign:
+    """Everything that can reject a campaign, before anything is written."""
+    return PreparedCampaign(
+        request=request,
+        business_type=resolve_business_type(request.business_type),
+        area=resolve_location(db, request.location),
+        notify_url=notify_url,
+    )
 
 
 def submit_campaign(
     db: Database,
     settings: Settings,
     owner_id: str,
-    request: CampaignRequest,
+    campaign: CampaignRequest | PreparedCampaign,
     *,
     idempotency_key: str | None = None,
     per_minute: int | None = None,
-    notify: dict[str, str] | None = None,
 ) -> Submission:
-    """Validate, then one short transaction: campaign + pending job + its first event.
+    """One short transaction: campaign + pending job + its first event.
 
     No provider is called here; resolving the type and location reads only
     the local places index.
     """
-    business_type = resolve_business_type(request.business_type)
-    area = resolve_location(db, request.location)
-    digest = request_hash(request)
+    prepared = campaign if isinstance(campaign, PreparedCampaign) else prepare_campaign(db, campaign)
+    try:
+        return _enqueue(db, settings, owner_id, prepared, idempotency_key, per_minute)
+    except IntegrityError:
+        # Two requests with one Idempotency-Key raced (PostgreSQL lets both
+        # look before either inserts): the loser answers with the winner's job.
+        if not idempotency_key:
+            raise
+        with db.read() as conn:
+            earlier = _earlier(conn, owner_id, idempotency_key, prepared.digest)
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _earlier(conn: Connection, owner_id: str, key: str, digest: str) -> Submission | None:
+    row = conn.execute(
+        select(discovery_jobs).where(discovery_jobs.c.owner_id == owner_id, discovery_jobs.c.idempotency_key == key)
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != digest:
+        raise Conflict("this Idempotency-Key was already used with a different request")
+    job = Job.from_row(row)
+    return Submission(job=job, campaign_id=job.campaign_id, created=False)
+
+
+def _enqueue(
+    db: Database,
+    settings: Settings,
+    owner_id: str,
+    prepared: PreparedCampaign,
+    idempotency_key: str | None,
+    per_minute: int | None,
+) -> Submission:
+    request, business_type, area = prepared.request, prepared.business_type, prepared.area
+    digest = prepared.digest
     now = utcnow()
     with db.write() as conn:
         if idempotency_key:
-            earlier = conn.execute(
-                select(discovery_jobs).where(
-                    discovery_jobs.c.owner_id == owner_id, discovery_jobs.c.idempotency_key == idempotency_key
-                )
-            ).first()
+            earlier = _earlier(conn, owner_id, idempotency_key, digest)
             if earlier is not None:
-                if earlier.request_hash != digest:
-                    raise Conflict("this Idempotency-Key was already used with a different request")
-                job = Job.from_row(earlier)
-                return Submission(job=job, campaign_id=job.campaign_id, created=False)
+                return earlier
         if per_minute is not None:
             _check_rate(conn, owner_id, per_minute, now)
         campaign_id = str(uuid.uuid4())
@@ -106,8 +156,8 @@ def submit_campaign(
             "tier": request.tier.value,
             "include_delivered": request.include_delivered,
         }
-        if notify:
-            config["notify"] = notify
+        if prepared.notify_url:
+            config["notify"] = {"url": prepared.notify_url, "secret": secrets.token_hex(32)}
         job, _ = insert_job(
             conn,
             campaign_id=campaign_id,

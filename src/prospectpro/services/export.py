@@ -28,8 +28,21 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralize(value: str) -> str:
-    """Make a cell inert for spreadsheets (OWASP CSV injection advice: prefix a quote)."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    """Make a cell inert for spreadsheets (OWASP CSV injection advice: prefix a quote).
+
+    A plain number such as a western longitude ("-74.006") is no formula and stays numeric.
+    """
+    if not value.startswith(_FORMULA_STARTS) or _is_number(value):
+        return value
+    return "'" + value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return value.strip() == value and value.lower() not in ("-inf", "+inf", "-nan", "+nan", "-infinity", "+infinity")
 
 
 def _cell(value: Any) -> str:

@@ -1,0 +1,150 @@
+/* The job page: draws the job's state as watchJob reports it. Text only (textContent). */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("job");
+  if (!root || typeof window.watchJob !== "function") return;
+
+  var STAGE_ORDER = [
+    "queued", "initializing", "discovering_businesses", "scoring_businesses",
+    "enriching_contacts", "storing_results", "finished",
+  ];
+
+  var jobId = root.getAttribute("data-job-id");
+  var pollMs = parseInt(root.getAttribute("data-poll-ms"), 10) || 3000;
+  var initial = JSON.parse(document.getElementById("job-state").textContent);
+  var baseTitle = document.title.replace(/^\d+% · /, "");
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  function setText(id, text) {
+    var el = $(id);
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+
+  function money(value) {
+    var n = Number(value);
+    if (!isFinite(n)) n = 0;
+    return "$" + n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  }
+
+  function count(value) {
+    return value === undefined || value === null ? "—" : String(value);
+  }
+
+  // What the page applied, in order: handy when debugging a stream (and for the tests).
+  var log = (window.__jobPage = { seqs: [], progress: [initial.progress], connection: [] });
+
+  function draw(state) {
+    var status = state.status;
+    var terminal = window.watchJob.isTerminal(status);
+    var progress = Math.max(0, Math.min(100, Number(state.progress) || 0));
+    root.setAttribute("data-status", status);
+
+    var label = state.stage_label || "";  // the stage while it runs, the outcome once it ended
+    if (status === "completed") label = "Completed";
+    else if (status === "failed") label = "Failed";
+    else if (status === "cancelled") label = "Cancelled";
+    else if (state.cancel_requested) label = "Cancelling…";
+    setText("stage-label", label);
+
+    var bar = $("progress");
+    bar.value = progress;
+    bar.setAttribute("aria-valuenow", String(progress));
+    bar.textContent = progress + "%";
+    setText("progress-text", progress + "%");
+    document.title = progress + "% · " + baseTitle;
+
+    var at = STAGE_ORDER.indexOf(state.current_stage);
+    var steps = root.querySelectorAll(".steps .step");
+    for (var i = 0; i < steps.length; i++) {
+      var position = STAGE_ORDER.indexOf(steps[i].getAttribute("data-stage"));
+      var step = status === "completed" || position < at ? "done" : position === at ? "current" : "todo";
+      steps[i].className = "step " + step;
+      if (step === "current") steps[i].setAttribute("aria-current", "step");
+      else steps[i].removeAttribute("aria-current");
+    }
+
+    var m = state.metrics || {};
+    setText("m-found", count(m.businesses_found));
+    setText("m-qualified", count(m.qualified_leads));
+    var enriched = count(m.leads_enriched);
+    if (m.leads_enriched !== undefined && m.selected_for_enrichment !== undefined) {
+      enriched += " / " + m.selected_for_enrichment;
+    }
+    setText("m-enriched", enriched);
+    setText("m-cost", money(m.total_cost));
+
+    $("cancel-form").hidden = terminal;
+    if (state.cancel_requested && !terminal) {
+      var button = $("cancel");
+      button.disabled = true;
+      button.textContent = "Cancelling…";
+    }
+
+    $("done").hidden = status !== "completed";
+    if (status === "completed") setText("summary", state.summary || "");
+    $("failed").hidden = status !== "failed";
+    if (status === "failed") setText("error", state.error || "The campaign failed.");
+    $("cancelled").hidden = status !== "cancelled";
+  }
+
+  function connection(mode, info) {
+    log.connection.push(mode);
+    var el = $("connection");
+    el.className = "connection " + mode;
+    var text = "";
+    if (mode === "connecting") text = "Connecting to live updates…";
+    else if (mode === "live") text = "Live";
+    else if (mode === "reconnecting") text = "Connection lost — reconnecting…";
+    else if (mode === "polling") text = "Live updates unavailable — refreshing every " + Math.round(info.pollMs / 1000) + " s";
+    else if (mode === "offline") text = "Cannot reach the server — retrying every " + Math.round(info.pollMs / 1000) + " s";
+    else if (mode === "error") text = info.message || "Cannot follow this job.";
+    else if (mode === "closed") text = "";
+    el.textContent = text;
+  }
+
+  draw(initial);
+  if (window.watchJob.isTerminal(initial.status)) return; // nothing more will happen
+
+  var watcher = window.watchJob(
+    jobId,
+    function (state) {
+      if (typeof state.seq === "number") log.seqs.push(state.seq);
+      log.progress.push(state.progress);
+      draw(state);
+    },
+    { after: initial.seq, pollMs: pollMs, onConnection: connection }
+  );
+  window.addEventListener("pagehide", function () { watcher.close(); });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) window.location.reload(); // back from the page cache: start over from the server's state
+  });
+
+  // Cancel through the JSON API (the form posts to the page route without JavaScript).
+  $("cancel-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var button = $("cancel");
+    button.disabled = true;
+    button.textContent = "Cancelling…";
+    setText("cancel-message", "");
+    fetch("/api/v1/jobs/" + encodeURIComponent(jobId) + "/cancel", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    })
+      .then(function (response) {
+        if (response.ok) return;
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          throw new Error((body && body.error && body.error.message) || "HTTP " + response.status);
+        });
+      })
+      .catch(function (err) {
+        button.disabled = false;
+        button.textContent = "Cancel campaign";
+        setText("cancel-message", "Could not cancel: " + err.message);
+      });
+  });
+})();
