@@ -21,7 +21,7 @@ from prospectpro.api.limits import RateLimiter
 from prospectpro.bootstrap import open_database
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import validation_message
-from prospectpro.errors import PayloadTooLarge, RateLimited, UserError
+from prospectpro.errors import PayloadTooLarge, RateLimited, Unauthorized, UserError
 from prospectpro.jobs.worker import Worker, worker_config
 from prospectpro.pipeline.runner import build_pipeline
 from prospectpro.store.db import Database
@@ -139,6 +139,8 @@ def create_app(settings: Settings | None = None, *, workers: int = 0, db: Databa
         response = error_response(request, exc.http_status, exc.code, exc.message, exc.details)
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
+        elif isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="prospectpro"'  # RFC 9110 §11.6.1
         return response
 
     @app.exception_handler(RequestValidationError)

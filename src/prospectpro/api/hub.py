@@ -105,8 +105,11 @@ class EventHub:
                         other.offer(backlog)
                 sub.offer(backlog)
                 channel.subscribers.add(sub)
-        finally:
+        except BaseException:  # e.g. the client left while we waited: count nothing
             channel.joining -= 1
+            self.unsubscribe(sub, owner_id)
+            raise
+        channel.joining -= 1
         return sub
 
     def unsubscribe(self, sub: Subscription, owner_id: str) -> None:

@@ -16,7 +16,7 @@ from prospectpro.api.hub import EventHub
 from prospectpro.api.limits import RateLimiter
 from prospectpro.api.stream import job_stream
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import CampaignRequest, JobStatus, Tier, parse_campaign_request
+from prospectpro.domain.campaign import CampaignRequest, JobStatus
 from prospectpro.errors import InvalidInput, RateLimited, UnsupportedMediaType
 from prospectpro.jobs import queue
 from prospectpro.net import resolve_public
@@ -71,6 +71,7 @@ def links(request: Request, job_id: str, campaign_id: str) -> schemas.Links:
 async def submit(
     c: Ctx,
     request: Request,
+    response: Response,
     body: CampaignRequest,
     *,
     idempotency_key: str | None,
@@ -97,6 +98,7 @@ async def submit(
             per_minute=c.settings.submissions_per_minute,
         )
     )
+    set_session_cookie(response, caller, c.settings)
     secret = submission.job.config.get("notify", {}).get("secret") if submission.created else None
     return caller, submission, secret
 
@@ -116,21 +118,9 @@ async def create_campaign(
     payload: schemas.CampaignIn, request: Request, response: Response, c: Context, idempotency_key: IdempotencyKey = None
 ) -> schemas.SubmitOut:
     """Submit a campaign: one short transaction, answered at once with the job to watch."""
-    body = parse_campaign_request(
-        {
-            "business_type": payload.business_type,
-            "location": payload.location,
-            "max_results": payload.max_results,
-            "budget_limit": payload.budget_limit,
-            "min_score": payload.min_confidence_score,
-            "tier": payload.tier,
-            "include_delivered": payload.include_delivered,
-        }
-    )
     caller, submission, secret = await submit(
-        c, request, body, idempotency_key=idempotency_key, notify_url=payload.notify_url
+        c, request, response, payload.to_request(), idempotency_key=idempotency_key, notify_url=payload.notify_url
     )
-    set_session_cookie(response, caller, c.settings)
     response.headers["Location"] = f"/api/v1/jobs/{submission.job.id}"
     return schemas.SubmitOut(
         job_id=submission.job.id,
@@ -291,20 +281,10 @@ async def business_discovery_background(
     payload: schemas.CompatIn, request: Request, response: Response, c: Context, idempotency_key: IdempotencyKey = None
 ) -> schemas.CompatOut:
     """The original product's endpoint: same body, same answer fields; now backed by the durable queue."""
-    body = parse_campaign_request(
-        {
-            "business_type": payload.businessType,
-            "location": payload.location,
-            "max_results": payload.maxResults,
-            "budget_limit": payload.budgetLimit,
-            "min_score": payload.minConfidenceScore,
-            "tier": Tier.base,
-        }
-    )
+    body = payload.to_request()
     caller, submission, _ = await submit(
-        c, request, body, idempotency_key=idempotency_key, label=payload.sessionUserId
+        c, request, response, body, idempotency_key=idempotency_key, label=payload.sessionUserId
     )
-    set_session_cookie(response, caller, c.settings)
     job = submission.job
     return schemas.CompatOut(
         success=True,

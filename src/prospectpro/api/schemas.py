@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prospectpro.domain.campaign import MAX_RESULTS_LIMIT, Tier
+from prospectpro.domain.campaign import MAX_RESULTS_LIMIT, CampaignRequest, Tier, parse_campaign_request
 
 
 class ErrorBody(BaseModel):
@@ -51,6 +51,19 @@ class CampaignIn(BaseModel):
     tier: Tier = Tier.base
     include_delivered: bool = False
     notify_url: str | None = Field(default=None, max_length=2000)
+
+    def to_request(self) -> CampaignRequest:
+        return parse_campaign_request(
+            {
+                "business_type": self.business_type,
+                "location": self.location,
+                "max_results": self.max_results,
+                "budget_limit": self.budget_limit,
+                "min_score": self.min_confidence_score,
+                "tier": self.tier,
+                "include_delivered": self.include_delivered,
+            }
+        )
 
 
 class Links(BaseModel):
@@ -165,6 +178,18 @@ class CompatIn(BaseModel):
     minConfidenceScore: int = Field(default=50, ge=0, le=100)
     sessionUserId: str | None = Field(default=None, max_length=200)
     userEmail: str | None = Field(default=None, max_length=320)
+
+    def to_request(self) -> CampaignRequest:
+        return parse_campaign_request(
+            {
+                "business_type": self.businessType,
+                "location": self.location,
+                "max_results": self.maxResults,
+                "budget_limit": self.budgetLimit,
+                "min_score": self.minConfidenceScore,
+                "tier": Tier.base,
+            }
+        )
 
 
 class CompatOut(BaseModel):

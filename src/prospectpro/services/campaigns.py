@@ -51,7 +51,11 @@ class PreparedCampaign:
     @property
     def digest(self) -> str:
         """What an Idempotency-Key must be reused with."""
-        body = {**self.request.model_dump(mode="json"), "notify_url": self.notify_url}
+        body = {
+            **self.request.model_dump(mode="json"),
+            "budget_limit": f"{self.request.budget_limit:.4f}",  # 5 and 5.00 are the same request
+            "notify_url": self.notify_url,
+        }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
