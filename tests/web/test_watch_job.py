@@ -93,7 +93,7 @@ def test_a_finished_job_with_nothing_after_the_position_ends_with_the_snapshot(j
     js.evaluate("""() => {
       run("job-1", { after: 9 });
       const es = FakeES.all[0];
-      es.snapshot({ status: "completed", progress: 100, metrics: { leads: 3, requested: 5 } });
+      es.snapshot({ status: "completed", progress: 100, metrics: { leads: 3, requested: 5, summary: "Found 3 of 5 requested leads: the sources have no more that qualify." } });
       es.fail();  // the server ended the stream
     }""")
     assert states(js) == [[9, 100, "completed", True]]
@@ -108,7 +108,7 @@ def test_polls_when_the_stream_fails_before_any_message(js: Any) -> None:
       answers.push([200, { status: "processing", progress: 40, metrics: {} }],
                    [200, { status: "processing", progress: 40, metrics: {} }],
                    [503, {}],
-                   [200, { status: "completed", progress: 100, metrics: { leads: 2, requested: 2 } }]);
+                   [200, { status: "completed", progress: 100, metrics: { leads: 2, requested: 2, summary: "Found 2 leads." } }]);
       run("job-1", { pollMs: 20 });
       FakeES.all[0].fail();
     }""")

@@ -113,16 +113,6 @@ def display_url(value: str) -> str:
     return text if len(text) <= 40 else text[:39] + "…"
 
 
-def summary_of(metrics: dict[str, Any]) -> str | None:
-    """The completion summary, for a page loaded after the job finished."""
-    found, requested = metrics.get("leads"), metrics.get("requested")
-    if found is None:
-        return None
-    if requested is None or found >= requested:
-        return f"Found {found} leads."
-    return f"Found {found} of {requested} requested leads: the sources have no more that qualify."
-
-
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
@@ -170,7 +160,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "metrics": job.metrics,
         "error": job.error,
         "cancel_requested": job.cancel_requested,
-        "summary": summary_of(job.metrics) if completed else None,
+        "summary": job.metrics.get("summary") if completed else None,
         "title": f"{config.get('business_type_label') or config.get('business_type', '')}"
         f" in {area.get('label') or config.get('location', '')}",
         "max_results": config.get("max_results"),

@@ -32,14 +32,6 @@
     return TERMINAL[status] === true;
   }
 
-  function summarize(metrics) {
-    if (!metrics || metrics.leads === undefined || metrics.leads === null) return null;
-    var found = metrics.leads;
-    var requested = metrics.requested;
-    if (requested === undefined || requested === null || found >= requested) return "Found " + found + " leads.";
-    return "Found " + found + " of " + requested + " requested leads: the sources have no more that qualify.";
-  }
-
   function assign(target) {
     for (var i = 1; i < arguments.length; i++) {
       var source = arguments[i];
@@ -85,7 +77,7 @@
     }
 
     function emit(state) {
-      if (state.status === "completed" && !state.summary) state.summary = summarize(state.metrics);
+      if (state.status === "completed" && !state.summary) state.summary = (state.metrics || {}).summary || null;
       last = state;
       try {
         onUpdate(state);
