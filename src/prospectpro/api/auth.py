@@ -41,31 +41,43 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-async def identify(request: Request, db: Database) -> Caller:
+def identify_now(request: Request, db: Database) -> Caller:
+    """The caller, looked up in this thread (for handlers already off the event loop)."""
     token = _bearer(request)
     if token is not None:
-        principal = await anyio.to_thread.run_sync(authenticate, db, token)
+        principal = authenticate(db, token)
         if principal is None:
             raise Unauthorized("unknown or revoked API key or session token")
         return Caller(principal)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         # A stale cookie is not an error: the caller just becomes anonymous again.
-        return Caller(await anyio.to_thread.run_sync(authenticate, db, cookie))
+        return Caller(authenticate(db, cookie))
     return Caller(None)
 
 
-async def ensure_session(
+async def identify(request: Request, db: Database) -> Caller:
+    return await anyio.to_thread.run_sync(identify_now, request, db)
+
+
+def ensure_session_now(
     caller: Caller, request: Request, db: Database, limiter: RateLimiter, label: str | None = None
 ) -> Caller:
+    """The caller, or a new anonymous session for one who has none (bounded per client address)."""
     if caller.principal is not None:
         return caller
     client = request.client.host if request.client else "unknown"
     retry = limiter.hit(f"session:{client}")
     if retry:
         raise RateLimited("too many new sessions from this address; try again later", retry_after=retry)
-    principal, token = await anyio.to_thread.run_sync(lambda: create_session(db, label))
+    principal, token = create_session(db, label)
     return Caller(principal, new_session_token=token)
+
+
+async def ensure_session(
+    caller: Caller, request: Request, db: Database, limiter: RateLimiter, label: str | None = None
+) -> Caller:
+    return await anyio.to_thread.run_sync(lambda: ensure_session_now(caller, request, db, limiter, label))
 
 
 def set_session_cookie(response: Response, caller: Caller, settings: Settings) -> None:

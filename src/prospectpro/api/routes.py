@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse
 
 from prospectpro.api import schemas
-from prospectpro.api.auth import Caller, ensure_session, identify, set_session_cookie
+from prospectpro.api.auth import Caller, ensure_session_now, identify, identify_now, set_session_cookie
 from prospectpro.api.hub import EventHub
 from prospectpro.api.limits import RateLimiter
 from prospectpro.api.stream import job_stream
@@ -68,8 +68,8 @@ def links(request: Request, job_id: str, campaign_id: str) -> schemas.Links:
     )
 
 
-async def submit(
-    c: Ctx,
+def submit(
+    state: Any,
     request: Request,
     response: Response,
     body: CampaignRequest,
@@ -78,27 +78,24 @@ async def submit(
     notify_url: str | None = None,
     label: str | None = None,
 ) -> tuple[Caller, campaign_service.Submission, str | None]:
-    """Validate first (a rejected request opens no session), then enqueue."""
+    """The whole submission in the handler's one worker thread: identify,
+    validate (a rejected request opens no session), then enqueue."""
+    db, settings = state.db, state.settings
+    caller = identify_now(request, db)
     if notify_url:
-        allow = c.settings.allow_private_notify_urls
-        await anyio.to_thread.run_sync(lambda: resolve_public(notify_url, allow_private=allow))
-    prepared = await anyio.to_thread.run_sync(
-        lambda: campaign_service.prepare_campaign(c.db, body, notify_url=notify_url)
+        resolve_public(notify_url, allow_private=settings.allow_private_notify_urls)
+    prepared = campaign_service.prepare_campaign(db, body, notify_url=notify_url)
+    caller = ensure_session_now(caller, request, db, state.session_limiter, label)
+    assert caller.owner_id is not None
+    submission = campaign_service.submit_campaign(
+        db,
+        settings,
+        caller.owner_id,
+        prepared,
+        idempotency_key=idempotency_key,
+        per_minute=settings.submissions_per_minute,
     )
-    caller = await ensure_session(c.caller, request, c.db, c.session_limiter, label)
-    owner = caller.owner_id
-    assert owner is not None
-    submission = await anyio.to_thread.run_sync(
-        lambda: campaign_service.submit_campaign(
-            c.db,
-            c.settings,
-            owner,
-            prepared,
-            idempotency_key=idempotency_key,
-            per_minute=c.settings.submissions_per_minute,
-        )
-    )
-    set_session_cookie(response, caller, c.settings)
+    set_session_cookie(response, caller, settings)
     secret = submission.job.config.get("notify", {}).get("secret") if submission.created else None
     return caller, submission, secret
 
@@ -114,12 +111,17 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
     dependencies=[Depends(require_json)],
     tags=["campaigns"],
 )
-async def create_campaign(
-    payload: schemas.CampaignIn, request: Request, response: Response, c: Context, idempotency_key: IdempotencyKey = None
+def create_campaign(
+    payload: schemas.CampaignIn, request: Request, response: Response, idempotency_key: IdempotencyKey = None
 ) -> schemas.SubmitOut:
     """Submit a campaign: one short transaction, answered at once with the job to watch."""
-    caller, submission, secret = await submit(
-        c, request, response, payload.to_request(), idempotency_key=idempotency_key, notify_url=payload.notify_url
+    caller, submission, secret = submit(
+        request.app.state,
+        request,
+        response,
+        payload.to_request(),
+        idempotency_key=idempotency_key,
+        notify_url=payload.notify_url,
     )
     response.headers["Location"] = f"/api/v1/jobs/{submission.job.id}"
     return schemas.SubmitOut(
@@ -277,13 +279,13 @@ def estimated_time(max_results: int) -> str:
     dependencies=[Depends(require_json)],
     tags=["compatibility"],
 )
-async def business_discovery_background(
-    payload: schemas.CompatIn, request: Request, response: Response, c: Context, idempotency_key: IdempotencyKey = None
+def business_discovery_background(
+    payload: schemas.CompatIn, request: Request, response: Response, idempotency_key: IdempotencyKey = None
 ) -> schemas.CompatOut:
     """The original product's endpoint: same body, same answer fields; now backed by the durable queue."""
     body = payload.to_request()
-    caller, submission, _ = await submit(
-        c, request, response, body, idempotency_key=idempotency_key, label=payload.sessionUserId
+    caller, submission, _ = submit(
+        request.app.state, request, response, body, idempotency_key=idempotency_key, label=payload.sessionUserId
     )
     job = submission.job
     return schemas.CompatOut(

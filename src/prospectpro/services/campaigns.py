@@ -176,16 +176,21 @@ def _enqueue(
 
 
 def _check_rate(conn: Connection, owner_id: str, per_minute: int, now: datetime) -> None:
-    """Counted in the database, so the limit holds across API processes."""
+    """Counted in the database, so the limit holds across API processes.
+
+    One indexed probe for the per_minute-th newest job of the last minute:
+    if it exists the limit is reached, and it says when a slot frees up.
+    """
     since = now - timedelta(minutes=1)
-    recent = conn.execute(
+    oldest_in_window = conn.execute(
         select(discovery_jobs.c.created_at)
         .where(discovery_jobs.c.owner_id == owner_id, discovery_jobs.c.created_at > since)
-        .order_by(discovery_jobs.c.created_at)
-        .limit(per_minute)
-    ).scalars().all()
-    if len(recent) >= per_minute:
-        retry_after = max(1, math.ceil((recent[0] + timedelta(minutes=1) - now).total_seconds()))
+        .order_by(discovery_jobs.c.created_at.desc())
+        .limit(1)
+        .offset(per_minute - 1)
+    ).scalar()
+    if oldest_in_window is not None:
+        retry_after = max(1, math.ceil((oldest_in_window + timedelta(minutes=1) - now).total_seconds()))
         raise RateLimited(f"at most {per_minute} campaigns per minute; try again later", retry_after=retry_after)
 
 
