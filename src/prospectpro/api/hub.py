@@ -10,13 +10,16 @@ so 500 clients watching one job cost one query, not 500.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import anyio.to_thread
+from fastapi.sse import format_sse_event
 from sqlalchemy import select
 
+from prospectpro.jobs.events import is_terminal_event
 from prospectpro.jobs.model import JobEvent
 from prospectpro.jobs.queue import list_events
 from prospectpro.store.db import Database
@@ -25,13 +28,27 @@ from prospectpro.store.schema import discovery_jobs
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One event as it goes on the wire, encoded once for every stream."""
+
+    seq: int
+    terminal: bool
+    data: bytes
+
+    @classmethod
+    def of(cls, event: JobEvent) -> Frame:
+        payload = json.dumps(event.to_public(), ensure_ascii=False, separators=(",", ":"))
+        return cls(event.seq, is_terminal_event(event), format_sse_event(id=str(event.seq), data_str=payload))
+
+
 @dataclass(eq=False)
 class Subscription:
     job_id: str
     after: int
-    queue: asyncio.Queue[JobEvent] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Frame] = field(default_factory=asyncio.Queue)
 
-    def offer(self, events: list[JobEvent]) -> None:
+    def offer(self, events: list[Frame]) -> None:
         for event in events:
             if event.seq > self.after:
                 self.after = event.seq
@@ -143,8 +160,11 @@ class EventHub:
                 for sub in list(channel.subscribers):
                     sub.offer(events)
 
-    async def _read(self, job_id: str, after: int) -> list[JobEvent]:
-        return await anyio.to_thread.run_sync(lambda: list_events(self.db, job_id, after=after, limit=10_000))
+    async def _read(self, job_id: str, after: int) -> list[Frame]:
+        def read() -> list[Frame]:
+            return [Frame.of(e) for e in list_events(self.db, job_id, after=after, limit=10_000)]
+
+        return await anyio.to_thread.run_sync(read)
 
     async def _poll_forever(self) -> None:
         while True:
@@ -156,10 +176,12 @@ class EventHub:
             except Exception:
                 log.exception("event hub poll failed")
                 continue
-            for job_id, seq in seqs.items():
-                channel = self._channels.get(job_id)
-                if channel is not None and seq > channel.last_seq:
-                    await self._refresh(job_id)
+            changed = [
+                job_id
+                for job_id, seq in seqs.items()
+                if (channel := self._channels.get(job_id)) is not None and seq > channel.last_seq
+            ]
+            await asyncio.gather(*(self._refresh(job_id) for job_id in changed))
 
     def _current_seqs(self, job_ids: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}

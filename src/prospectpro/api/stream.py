@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from fastapi.sse import format_sse_event
 
 from prospectpro.api.hub import EventHub
-from prospectpro.jobs.events import is_terminal_event
 from prospectpro.jobs.model import Job
 
 RETRY_MS = 2000
@@ -37,12 +36,12 @@ async def job_stream(
             return
         while True:
             try:
-                event = await asyncio.wait_for(sub.queue.get(), timeout=keepalive_seconds)
+                frame = await asyncio.wait_for(sub.queue.get(), timeout=keepalive_seconds)
             except TimeoutError:
                 yield KEEPALIVE
                 continue
-            yield format_sse_event(id=str(event.seq), data_str=_json(event.to_public()))
-            if is_terminal_event(event):
+            yield frame.data
+            if frame.terminal:
                 return
     finally:
         hub.unsubscribe(sub, owner_id)
