@@ -166,8 +166,6 @@ def ratecheck_cost(window_sizes: list[int]) -> list[list[object]]:
     """In-process: submit_campaign cost vs how many of the owner's jobs are in the last minute."""
     import statistics
 
-    from http_serve_variant import _probe
-
     import prospectpro.services.campaigns as campaigns
     from prospectpro.bootstrap import open_database
     from prospectpro.config import Settings
@@ -188,7 +186,7 @@ def ratecheck_cost(window_sizes: list[int]) -> list[list[object]]:
                 campaigns.submit_campaign(db, settings, owner, req, per_minute=None)
                 have += 1
             cells: list[object] = [size]
-            for name, fn, pm in (("none", original, None), ("current", original, 10**9), ("probe", _probe, 10**9)):
+            for name, fn, pm in (("none", original, None), ("current", original, 10**9)):
                 campaigns._check_rate = fn
                 times = []
                 for _ in range(50):
@@ -211,7 +209,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--dur", type=int, default=15)
     ap.add_argument("--conns", default="1,8,32")
-    ap.add_argument("--variant", choices=["none", "probe"], default="",
+    ap.add_argument("--variant", choices=["none"], default="",
                     help="what-if: run only the submit server with _check_rate replaced (see http_serve_variant.py)")
     ap.add_argument("--profile", type=Path, default=None, help="write a py-spy raw profile (max clients) here")
     ap.add_argument("--json", type=Path, default=None, help="also write raw rows as JSON lines")
@@ -257,7 +255,7 @@ def main() -> None:
     if not a.variant:
         print("\nsubmit_campaign in-process, ms per call (median of 50) vs the owner's jobs in the last minute;"
               " per_minute=10**9 as in the load test")
-        print(table(["jobs in window", "no rate check", "current _check_rate", "indexed OFFSET probe"],
+        print(table(["jobs in window", "no rate check", "rate check (indexed OFFSET probe)"],
                     ratecheck_cost([0, 1000, 3000, 6000])))
     if a.profile:
         print(f"\nprofiling one more run at {max(conns)} clients -> {a.profile}")
