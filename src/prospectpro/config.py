@@ -7,7 +7,6 @@ directory that is created on first use.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
@@ -62,7 +61,3 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.data_dir / 'prospectpro.sqlite3'}"
 
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
