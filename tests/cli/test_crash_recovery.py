@@ -105,9 +105,10 @@ def test_killed_worker_is_taken_over_and_the_result_is_unchanged(tmp_path: Path)
     assert started == ["discovering_businesses", "scoring_businesses", "enriching_contacts", "storing_results"]
     enriched = [e.data["lead"]["candidate_id"] for e in events if e.kind == "lead_enriched"]
     assert len(enriched) == len(set(enriched)) == 20
-    # Taken over within one lease period (plus a poll and process start-up).
+    # Taken over within one lease period, plus a poll and the second process's start-up
+    # (imports alone take ~1 s on a loaded 2-core machine).
     takeover = next(e for e in events if e.kind == "taken_over")
-    assert killed_at is not None and takeover.created_at.timestamp() - killed_at < LEASE + 1.5
+    assert killed_at is not None and takeover.created_at.timestamp() - killed_at < LEASE + 3.0
 
     with db.read() as conn:
         rows = conn.execute(job_candidates.select().where(job_candidates.c.job_id == job_id)).all()
