@@ -22,13 +22,13 @@ from pydantic import BaseModel
 
 from prospectpro import __version__
 from prospectpro.api.auth import Caller, ensure_session, identify, set_session_cookie
-from prospectpro.domain.business_types import all_business_types, resolve_business_type, suggest
-from prospectpro.domain.campaign import STAGE_LABELS, CampaignRequest, JobStatus, Stage, parse_campaign_request
+from prospectpro.domain.business_types import all_business_types, suggest
+from prospectpro.domain.campaign import STAGE_LABELS, JobStatus, Stage, parse_campaign_request
 from prospectpro.domain.scoring import SCORE_COMPONENTS
 from prospectpro.errors import NotFound, UserError
 from prospectpro.jobs import queue
 from prospectpro.jobs.model import Job
-from prospectpro.places.locations import known_localities, resolve_location
+from prospectpro.places.locations import known_localities
 from prospectpro.services import campaigns as campaign_service
 
 HERE = Path(__file__).parent
@@ -248,11 +248,6 @@ async def home(request: Request) -> Response:
     return response
 
 
-def _resolve(db: Any, body: CampaignRequest) -> None:
-    resolve_business_type(body.business_type)
-    resolve_location(db, body.location)
-
-
 async def submit_form(request: Request) -> Response:
     """The form without JavaScript: validated by the same service as the JSON API."""
     if not same_origin(request):
@@ -268,13 +263,13 @@ async def submit_form(request: Request) -> Response:
     try:
         body = parse_campaign_request(data)
         # Type and location first, so that a rejected form opens no session.
-        await anyio.to_thread.run_sync(lambda: _resolve(state.db, body))
+        prepared = await anyio.to_thread.run_sync(lambda: campaign_service.prepare_campaign(state.db, body))
         caller = await _with_session(request, caller)
         owner = caller.owner_id
         assert owner is not None
         submission = await anyio.to_thread.run_sync(
             lambda: campaign_service.submit_campaign(
-                state.db, state.settings, owner, body, per_minute=state.settings.submissions_per_minute
+                state.db, state.settings, owner, prepared, per_minute=state.settings.submissions_per_minute
             )
         )
     except UserError as exc:
