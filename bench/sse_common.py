@@ -14,7 +14,7 @@ from prospectpro.domain.campaign import JobStatus, parse_campaign_request
 from prospectpro.jobs import queue
 from prospectpro.jobs.model import Change
 from prospectpro.jobs.run import JobRun
-from prospectpro.services.campaigns import submit_campaign
+from prospectpro.services.submissions import submit_campaign
 from prospectpro.services.users import create_user
 from prospectpro.store.db import Database
 

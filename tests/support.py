@@ -6,7 +6,7 @@ import uuid
 
 from prospectpro.domain.campaign import JobStatus
 from prospectpro.jobs.model import Job, utcnow
-from prospectpro.jobs.queue import insert_job
+from prospectpro.jobs.queue import NewJob, insert_job
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID, campaigns
 
@@ -34,7 +34,7 @@ def make_job(db: Database, *, max_attempts: int = 3, owner_id: str = LOCAL_USER_
                 updated_at=now,
             )
         )
-        job, _ = insert_job(
-            conn, campaign_id=campaign_id, owner_id=owner_id, config=config or {}, max_attempts=max_attempts
+        job = insert_job(
+            conn, NewJob(campaign_id=campaign_id, owner_id=owner_id, config=config or {}, max_attempts=max_attempts)
         )
     return job

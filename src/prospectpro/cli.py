@@ -32,6 +32,7 @@ from prospectpro.jobs.worker import Worker, live_workers, worker_config
 from prospectpro.pipeline.runner import build_pipeline
 from prospectpro.services import campaigns as campaign_service
 from prospectpro.services.export import leads_csv, leads_json
+from prospectpro.services.submissions import submit_campaign
 from prospectpro.store import migrate as migrations
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID
@@ -115,7 +116,7 @@ def discover(
         }
     )
     settings, db = _open()
-    submission = campaign_service.submit_campaign(db, settings, LOCAL_USER_ID, request)
+    submission = submit_campaign(db, settings, LOCAL_USER_ID, request)
     job = submission.job
     if no_follow:
         out.print(job.id)
@@ -346,8 +347,15 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
     workers: Annotated[
-        int, typer.Option("--workers", min=0, max=64, help="In-process workers; 0 for an API-only process.")
+        int,
+        typer.Option("--workers", min=0, max=64, help="In-process workers (of each process); 0 for API only."),
     ] = 2,
+    api_processes: Annotated[
+        int,
+        typer.Option(
+            "--api-processes", min=1, max=64, help="Server processes sharing the port (the machine's cores)."
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Run the HTTP API, the web pages and N in-process workers."""
@@ -355,15 +363,21 @@ def serve(
 
     from prospectpro.api.app import create_app
 
-    settings, db = _open()
-    uvicorn.run(
-        create_app(settings, workers=workers, db=db),
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=log_level == "debug",
-        timeout_graceful_shutdown=5,
-    )
+    settings, db = _open()  # migrates and imports the bundled places once, before any server process
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": log_level == "debug",
+        "timeout_graceful_shutdown": 5,
+    }
+    if api_processes == 1:
+        uvicorn.run(create_app(settings, workers=workers, db=db), **options)
+        return
+    db.dispose()
+    # Each process builds its own app (and database handle) from the environment.
+    os.environ["PROSPECTPRO_SERVE_WORKERS"] = str(workers)
+    uvicorn.run("prospectpro.api.app:app_from_env", factory=True, workers=api_processes, **options)
 
 
 @users_app.command("create")

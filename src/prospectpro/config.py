@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(default=15.0, gt=0, le=15.0)
     sse_poll_interval: float = Field(default=0.1, gt=0, le=5)  # seeing other processes' events
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    serve_workers: int = Field(default=2, ge=0, le=64)  # in-process workers of each `serve` process
     cookie_secure: bool = False  # set behind HTTPS
     # Webhooks (notify_url) must point at public addresses; tests and local
     # development may allow loopback and private ones.

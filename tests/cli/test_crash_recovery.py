@@ -16,7 +16,8 @@ from prospectpro.bootstrap import open_database
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest, JobStatus
 from prospectpro.jobs.queue import get_job, list_events
-from prospectpro.services.campaigns import list_leads, submit_campaign
+from prospectpro.services.campaigns import list_leads
+from prospectpro.services.submissions import submit_campaign
 from prospectpro.store.schema import LOCAL_USER_ID, job_candidates
 
 ROOT = Path(__file__).parents[2]

@@ -16,7 +16,7 @@ from prospectpro.places.importer import ensure_bundled_places
 from prospectpro.providers.osm import OsmPlacesSource
 from prospectpro.providers.osm_email import OsmEmail
 from prospectpro.providers.protocols import Enricher
-from prospectpro.services.campaigns import submit_campaign
+from prospectpro.services.submissions import submit_campaign
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID
 

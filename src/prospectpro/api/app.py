@@ -24,6 +24,7 @@ from prospectpro.domain.campaign import validation_message
 from prospectpro.errors import PayloadTooLarge, RateLimited, Unauthorized, UserError
 from prospectpro.jobs.worker import Worker, worker_config
 from prospectpro.pipeline.runner import build_pipeline
+from prospectpro.services.submitter import Submitter
 from prospectpro.store.db import Database
 from prospectpro.web import pages as web_pages
 
@@ -96,6 +97,12 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+def app_from_env() -> FastAPI:
+    """The app of one `serve --api-processes N` process (uvicorn calls this in each one)."""
+    settings = Settings()
+    return create_app(settings, workers=settings.serve_workers)
+
+
 def create_app(settings: Settings | None = None, *, workers: int = 0, db: Database | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -106,6 +113,7 @@ def create_app(settings: Settings | None = None, *, workers: int = 0, db: Databa
         await hub.start()
         app.state.db = database
         app.state.hub = hub
+        app.state.submitter = Submitter(database, settings).start()
         worker = None
         if workers > 0:
             worker = Worker(
@@ -116,6 +124,7 @@ def create_app(settings: Settings | None = None, *, workers: int = 0, db: Databa
         try:
             yield
         finally:
+            app.state.submitter.stop()
             await hub.stop()
             if worker is not None:
                 worker.stop()

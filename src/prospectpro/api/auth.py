@@ -7,6 +7,7 @@ strangers create nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -15,7 +16,7 @@ from fastapi import Request, Response
 from prospectpro.api.limits import RateLimiter
 from prospectpro.config import Settings
 from prospectpro.errors import RateLimited, Unauthorized
-from prospectpro.services.users import Principal, authenticate, create_session
+from prospectpro.services.users import Principal, authenticate, create_session, recently_authenticated
 from prospectpro.store.db import Database
 
 SESSION_COOKIE = "pp_session"
@@ -41,43 +42,53 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def identify_now(request: Request, db: Database) -> Caller:
-    """The caller, looked up in this thread (for handlers already off the event loop)."""
+def _token(request: Request) -> tuple[str | None, bool]:
+    """The caller's token and whether it came from the Authorization header."""
     token = _bearer(request)
     if token is not None:
-        principal = authenticate(db, token)
-        if principal is None:
-            raise Unauthorized("unknown or revoked API key or session token")
-        return Caller(principal)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        # A stale cookie is not an error: the caller just becomes anonymous again.
-        return Caller(authenticate(db, cookie))
-    return Caller(None)
+        return token, True
+    return request.cookies.get(SESSION_COOKIE) or None, False
+
+
+def _caller(principal: Principal | None, from_header: bool) -> Caller:
+    if principal is None and from_header:
+        raise Unauthorized("unknown or revoked API key or session token")
+    # A stale cookie is not an error: the caller just becomes anonymous again.
+    return Caller(principal)
 
 
 async def identify(request: Request, db: Database) -> Caller:
-    return await anyio.to_thread.run_sync(identify_now, request, db)
+    """The caller: from the recent-token cache without a thread hop, else looked up in a worker thread."""
+    token, from_header = _token(request)
+    if token is None:
+        return Caller(None)
+    principal = recently_authenticated(db, token)
+    if principal is None:
+        principal = await anyio.to_thread.run_sync(authenticate, db, token)
+    return _caller(principal, from_header)
 
 
-def ensure_session_now(
-    caller: Caller, request: Request, db: Database, limiter: RateLimiter, label: str | None = None
-) -> Caller:
-    """The caller, or a new anonymous session for one who has none (bounded per client address)."""
-    if caller.principal is not None:
-        return caller
+def session_admission(request: Request, limiter: RateLimiter) -> Callable[[], None]:
+    """The check a new anonymous session must pass: a bounded number per client address."""
     client = request.client.host if request.client else "unknown"
-    retry = limiter.hit(f"session:{client}")
-    if retry:
-        raise RateLimited("too many new sessions from this address; try again later", retry_after=retry)
-    principal, token = create_session(db, label)
-    return Caller(principal, new_session_token=token)
+
+    def admit() -> None:
+        retry = limiter.hit(f"session:{client}")
+        if retry:
+            raise RateLimited("too many new sessions from this address; try again later", retry_after=retry)
+
+    return admit
 
 
 async def ensure_session(
     caller: Caller, request: Request, db: Database, limiter: RateLimiter, label: str | None = None
 ) -> Caller:
-    return await anyio.to_thread.run_sync(lambda: ensure_session_now(caller, request, db, limiter, label))
+    """The caller, or a new anonymous session for one who has none."""
+    if caller.principal is not None:
+        return caller
+    session_admission(request, limiter)()
+    principal, token = await anyio.to_thread.run_sync(create_session, db, label)
+    return Caller(principal, new_session_token=token)
 
 
 def set_session_cookie(response: Response, caller: Caller, settings: Settings) -> None:

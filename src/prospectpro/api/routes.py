@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse
 
 from prospectpro.api import schemas
-from prospectpro.api.auth import Caller, ensure_session_now, identify, identify_now, set_session_cookie
+from prospectpro.api.auth import Caller, identify, session_admission, set_session_cookie
 from prospectpro.api.hub import EventHub
 from prospectpro.api.limits import RateLimiter
 from prospectpro.api.stream import job_stream
@@ -21,6 +21,7 @@ from prospectpro.errors import InvalidInput, RateLimited, UnsupportedMediaType
 from prospectpro.jobs import queue
 from prospectpro.net import resolve_public
 from prospectpro.services import campaigns as campaign_service
+from prospectpro.services.submissions import Submission, SubmitRequest
 from prospectpro.services.export import leads_csv
 from prospectpro.store.db import Database
 
@@ -48,7 +49,7 @@ async def ctx(request: Request) -> Ctx:
     return Ctx(state.settings, state.db, state.hub, state.session_limiter, await identify(request, state.db))
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json" and not kind.endswith("+json"):
         raise UnsupportedMediaType("send the request body as application/json")
@@ -68,8 +69,7 @@ def links(request: Request, job_id: str, campaign_id: str) -> schemas.Links:
     )
 
 
-def submit(
-    state: Any,
+async def submit(
     request: Request,
     response: Response,
     body: CampaignRequest,
@@ -77,27 +77,31 @@ def submit(
     idempotency_key: str | None,
     notify_url: str | None = None,
     label: str | None = None,
-) -> tuple[Caller, campaign_service.Submission, str | None]:
-    """The whole submission in the handler's one worker thread: identify,
-    validate (a rejected request opens no session), then enqueue."""
-    db, settings = state.db, state.settings
-    caller = identify_now(request, db)
-    if notify_url:
-        resolve_public(notify_url, allow_private=settings.allow_private_notify_urls)
-    prepared = campaign_service.prepare_campaign(db, body, notify_url=notify_url)
-    caller = ensure_session_now(caller, request, db, state.session_limiter, label)
-    assert caller.owner_id is not None
-    submission = campaign_service.submit_campaign(
-        db,
-        settings,
-        caller.owner_id,
-        prepared,
-        idempotency_key=idempotency_key,
-        per_minute=settings.submissions_per_minute,
+) -> Submission:
+    """Identify, check the webhook address, then hand the campaign to the group-commit writer
+    (which validates it before opening a session for an anonymous caller, so a rejected
+    request opens none)."""
+    state = request.app.state
+    settings: Settings = state.settings
+    caller = await identify(request, state.db)
+    if notify_url:  # resolving the host name is network I/O: not on the event loop
+        await anyio.to_thread.run_sync(
+            lambda: resolve_public(notify_url, allow_private=settings.allow_private_notify_urls)
+        )
+    submission = await state.submitter.submit(
+        SubmitRequest(
+            body,
+            owner_id=caller.owner_id,
+            session_label=label,
+            notify_url=notify_url,
+            idempotency_key=idempotency_key,
+            per_minute=settings.submissions_per_minute,
+            admit_session=None if caller.owner_id else session_admission(request, state.session_limiter),
+        )
     )
-    set_session_cookie(response, caller, settings)
-    secret = submission.job.config.get("notify", {}).get("secret") if submission.created else None
-    return caller, submission, secret
+    if submission.session:
+        set_session_cookie(response, Caller(*submission.session), settings)
+    return submission
 
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -111,12 +115,11 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
     dependencies=[Depends(require_json)],
     tags=["campaigns"],
 )
-def create_campaign(
+async def create_campaign(
     payload: schemas.CampaignIn, request: Request, response: Response, idempotency_key: IdempotencyKey = None
 ) -> schemas.SubmitOut:
     """Submit a campaign: one short transaction, answered at once with the job to watch."""
-    caller, submission, secret = submit(
-        request.app.state,
+    submission = await submit(
         request,
         response,
         payload.to_request(),
@@ -130,8 +133,8 @@ def create_campaign(
         status=submission.job.status.value,
         urls=links(request, submission.job.id, submission.campaign_id),
         created=submission.created,
-        session_token=caller.new_session_token,
-        notify_secret=secret,
+        session_token=submission.session_token,
+        notify_secret=submission.notify_secret,
     )
 
 
@@ -279,14 +282,12 @@ def estimated_time(max_results: int) -> str:
     dependencies=[Depends(require_json)],
     tags=["compatibility"],
 )
-def business_discovery_background(
+async def business_discovery_background(
     payload: schemas.CompatIn, request: Request, response: Response, idempotency_key: IdempotencyKey = None
 ) -> schemas.CompatOut:
     """The original product's endpoint: same body, same answer fields; now backed by the durable queue."""
     body = payload.to_request()
-    caller, submission, _ = submit(
-        request.app.state, request, response, body, idempotency_key=idempotency_key, label=payload.sessionUserId
-    )
+    submission = await submit(request, response, body, idempotency_key=idempotency_key, label=payload.sessionUserId)
     job = submission.job
     return schemas.CompatOut(
         success=True,
@@ -296,6 +297,6 @@ def business_discovery_background(
         status=job.status.value,
         estimatedTime=estimated_time(body.max_results),
         realtimeChannel=links(request, job.id, submission.campaign_id).events,
-        sessionToken=caller.new_session_token,
+        sessionToken=submission.session_token,
     )
 

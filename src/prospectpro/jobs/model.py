@@ -75,6 +75,13 @@ class Job:
             }
         )
 
+    def to_row(self) -> dict[str, Any]:
+        """The job as the discovery_jobs row stores it."""
+        row = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        row["status"] = self.status.value
+        row["current_stage"] = self.current_stage.value
+        return row
+
     def stage_done(self, stage: Stage) -> bool:
         return self.checkpoint.get(stage.value) == "done"
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from prospectpro.store.db import Database, mark_changed
 from prospectpro.store.schema import campaigns, discovery_jobs, job_events, notifications
 
 
-_INSERT_JOB = insert(discovery_jobs).returning(*discovery_jobs.c)
+_INSERT_JOB = insert(discovery_jobs)
 _INSERT_EVENT = insert(job_events)
 
 
@@ -135,51 +136,73 @@ def _mirror_campaign_status(conn: Connection, job: Job, now: datetime) -> None:
     conn.execute(update(campaigns).where(campaigns.c.id == job.campaign_id).values(**values))
 
 
-def insert_job(
-    conn: Connection,
-    *,
-    campaign_id: str,
-    owner_id: str,
-    config: dict[str, Any],
-    max_attempts: int,
-    idempotency_key: str | None = None,
-    request_hash: str | None = None,
-    now: datetime | None = None,
-) -> tuple[Job, JobEvent]:
-    """Insert a pending job and its first event (seq 1)."""
+@dataclass(frozen=True)
+class NewJob:
+    """What a caller decides about a job to enqueue; the queue fills in the rest."""
+
+    campaign_id: str
+    owner_id: str
+    config: dict[str, Any]
+    max_attempts: int
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob], now: datetime | None = None) -> list[Job]:
+    """Insert pending jobs and each one's first event (seq 1): two statements, however many jobs."""
+    if not new_jobs:
+        return []
     now = now or utcnow()
-    job_id = str(uuid.uuid4())
-    # Statement plus parameters (not .values(...)): the compiled form is
-    # cached, which keeps the submit transaction short.
-    row = conn.execute(
-        _INSERT_JOB,
-        {
-            "id": job_id,
-            "campaign_id": campaign_id,
-            "owner_id": owner_id,
-            "status": JobStatus.pending.value,
-            "progress": 0,
-            "current_stage": Stage.queued.value,
-            "config": config,
-            "metrics": {},
-            "checkpoint": {},
-            "attempts": 0,
-            "max_attempts": max_attempts,
-            "run_after": now,
-            "lease_token": 0,
-            "cancel_requested": False,
-            "idempotency_key": idempotency_key,
-            "request_hash": request_hash,
-            "event_seq": 1,
-            "created_at": now,
-            "updated_at": now,
-        },
-    ).one()
-    job = Job.from_row(row)
-    data = {**job.snapshot(), "message": "Queued"}
-    conn.execute(_INSERT_EVENT, {"job_id": job_id, "seq": 1, "kind": "created", "data": data, "created_at": now})
-    mark_changed(conn, job_id)
-    return job, JobEvent(job_id=job_id, seq=1, kind="created", data=data, created_at=now)
+    jobs = [
+        Job(
+            id=str(uuid.uuid4()),
+            campaign_id=new.campaign_id,
+            owner_id=new.owner_id,
+            status=JobStatus.pending,
+            progress=0,
+            current_stage=Stage.queued,
+            config=new.config,
+            metrics={},
+            checkpoint={},
+            error=None,
+            attempts=0,
+            max_attempts=new.max_attempts,
+            run_after=now,
+            lease_owner=None,
+            lease_token=0,
+            lease_expires_at=None,
+            cancel_requested=False,
+            idempotency_key=new.idempotency_key,
+            request_hash=new.request_hash,
+            event_seq=1,
+            created_at=now,
+            started_at=None,
+            completed_at=None,
+            updated_at=now,
+        )
+        for new in new_jobs
+    ]
+    # Statements plus parameter lists (not .values(...)): compiled once and
+    # cached, and sent as one executemany each.
+    conn.execute(_INSERT_JOB, [job.to_row() for job in jobs])
+    conn.execute(
+        _INSERT_EVENT,
+        [
+            {"job_id": job.id, "seq": 1, "kind": "created", "data": _created(job), "created_at": now}
+            for job in jobs
+        ],
+    )
+    for job in jobs:
+        mark_changed(conn, job.id)
+    return jobs
+
+
+def insert_job(conn: Connection, new_job: NewJob, now: datetime | None = None) -> Job:
+    return insert_jobs(conn, [new_job], now)[0]
+
+
+def _created(job: Job) -> dict[str, Any]:
+    return {**job.snapshot(), "message": "Queued"}
 
 
 def _claimable(now: datetime) -> Any:

@@ -28,7 +28,13 @@ from osmium.filter import KeyFilter
 from sqlalchemy import Connection, Table, delete, insert, select
 
 from prospectpro.errors import InvalidInput
-from prospectpro.places.locations import LOCALITY_KINDS, METERS_PER_DEGREE, country_code, distance_m
+from prospectpro.places.locations import (
+    LOCALITY_KINDS,
+    METERS_PER_DEGREE,
+    country_code,
+    distance_m,
+    forget_localities,
+)
 from prospectpro.store.db import Database
 from prospectpro.store.schema import datasets, localities, place_categories, places
 
@@ -117,6 +123,7 @@ def import_pbf(db: Database, path: Path, *, dataset: str | None = None) -> Impor
     _write_localities(db, run.localities, name)
     _remove_stale(db, name, run.seen_places, {(lo.osm_type, lo.osm_id) for lo in run.localities})
     _record_dataset(db, name, digest, run.places, len(run.localities))
+    forget_localities(db)
     return ImportStats(
         dataset=name,
         places=run.places,

@@ -11,6 +11,7 @@ import difflib
 import math
 import re
 import threading
+import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -157,24 +158,38 @@ def _coordinates(parts: list[str]) -> Area:
 # --- names -------------------------------------------------------------------
 
 
-# Parsed localities per database, with the datasets version they were read at:
-# resolving a location is on the submit path, so it must not re-read and
-# re-normalize every place name each time.
-_CACHE: dict[str, tuple[tuple[object, ...], list[_Locality]]] = {}
+# Parsed localities per database, with the datasets version they were read at
+# and when that version was last checked: resolving a location is on the
+# submit path, so it must neither re-read and re-normalize every place name
+# each time nor read the version more than once per VERSION_CHECK_SECONDS.
+# An import in this process forgets the cache at once (``forget_localities``);
+# one in another process is seen within VERSION_CHECK_SECONDS.
+VERSION_CHECK_SECONDS = 1.0
+_CACHE: dict[str, tuple[float, tuple[object, ...], list[_Locality]]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def forget_localities(db: Database) -> None:
+    with _CACHE_LOCK:
+        _CACHE.pop(db.url, None)
+
+
 def _load(db: Database) -> list[_Locality]:
+    cached = _CACHE.get(db.url)
+    if cached is not None and time.monotonic() - cached[0] < VERSION_CHECK_SECONDS:
+        return cached[2]
     cols = localities.c
     query = select(
         cols.name, cols.names, cols.kind, cols.latitude, cols.longitude,
         cols.radius_m, cols.country, cols.osm_type, cols.osm_id,
     )  # fmt: skip
+    checked_at = time.monotonic()
     with db.read() as conn:
         version = tuple(conn.execute(select(func.count(), func.max(datasets.c.imported_at))).one())
-        cached = _CACHE.get(db.url)
-        if cached is not None and cached[0] == version:
-            return cached[1]
+        if cached is not None and cached[1] == version:
+            with _CACHE_LOCK:
+                _CACHE[db.url] = (checked_at, version, cached[2])
+            return cached[2]
         rows = conn.execute(query).all()
     found = []
     for row in rows:
@@ -193,7 +208,7 @@ def _load(db: Database) -> list[_Locality]:
             )
         )
     with _CACHE_LOCK:
-        _CACHE[db.url] = (version, found)
+        _CACHE[db.url] = (checked_at, version, found)
     return found
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from cachetools import TTLCache
+from sqlalchemy import Connection, select, update
 
 from prospectpro.errors import InvalidInput, NotFound
 from prospectpro.jobs.model import iso, utcnow
@@ -22,6 +25,9 @@ from prospectpro.store.schema import credentials, users
 
 API_KEY_PREFIX = "ppk_"
 SESSION_PREFIX = "pps_"
+
+_INSERT_USER = users.insert()
+_INSERT_CREDENTIAL = credentials.insert()
 
 
 @dataclass(frozen=True)
@@ -39,23 +45,31 @@ def _new_token(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(32)
 
 
-def _create(db: Database, *, name: str, kind: str, credential_kind: str, prefix: str) -> tuple[Principal, str]:
-    token = _new_token(prefix)
-    user_id = str(uuid.uuid4())
+def _insert(conn: Connection, *, names: Sequence[str], kind: str, credential_kind: str, prefix: str) -> list[tuple[Principal, str]]:
+    if not names:
+        return []
     now = utcnow()
-    with db.write() as conn:
-        conn.execute(users.insert().values(id=user_id, name=name, kind=kind, created_at=now))
-        conn.execute(
-            credentials.insert().values(
-                id=str(uuid.uuid4()),
-                user_id=user_id,
-                kind=credential_kind,
-                token_hash=hash_token(token),
-                prefix=token[: len(prefix) + 6],
-                created_at=now,
-            )
-        )
-    return Principal(user_id=user_id, kind=kind, name=name), token
+    made = [(Principal(user_id=str(uuid.uuid4()), kind=kind, name=name), _new_token(prefix)) for name in names]
+    conn.execute(
+        _INSERT_USER,
+        [{"id": p.user_id, "name": p.name, "kind": kind, "created_at": now, "revoked_at": None} for p, _ in made],
+    )
+    conn.execute(
+        _INSERT_CREDENTIAL,
+        [
+            {
+                "id": str(uuid.uuid4()),
+                "user_id": p.user_id,
+                "kind": credential_kind,
+                "token_hash": hash_token(token),
+                "prefix": token[: len(prefix) + 6],
+                "created_at": now,
+                "revoked_at": None,
+            }
+            for p, token in made
+        ],
+    )
+    return made
 
 
 def create_user(db: Database, name: str) -> tuple[Principal, str]:
@@ -63,30 +77,57 @@ def create_user(db: Database, name: str) -> tuple[Principal, str]:
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput("user name must be 1–200 characters")
-    return _create(db, name=name, kind="user", credential_kind="api_key", prefix=API_KEY_PREFIX)
+    with db.write() as conn:
+        return _insert(conn, names=[name], kind="user", credential_kind="api_key", prefix=API_KEY_PREFIX)[0]
+
+
+def insert_sessions(conn: Connection, labels: Sequence[str | None]) -> list[tuple[Principal, str]]:
+    """Anonymous sessions, one per label. A label (e.g. the old client's sessionUserId) is a name, never an identity."""
+    names = [(label or "anonymous").strip()[:200] or "anonymous" for label in labels]
+    return _insert(conn, names=names, kind="anonymous", credential_kind="session", prefix=SESSION_PREFIX)
 
 
 def create_session(db: Database, label: str | None = None) -> tuple[Principal, str]:
-    """An anonymous session. ``label`` (e.g. the old client's sessionUserId) is a name, never an identity."""
-    name = (label or "anonymous").strip()[:200] or "anonymous"
-    return _create(db, name=name, kind="anonymous", credential_kind="session", prefix=SESSION_PREFIX)
+    with db.write() as conn:
+        return insert_sessions(conn, [label])[0]
+
+
+# Tokens seen recently, per database: most requests of a client carry the
+# same token, and the submit path must not pay a read for it each time. A
+# revoke in this process clears it; one in another process takes effect
+# within AUTH_CACHE_SECONDS.
+AUTH_CACHE_SECONDS = 1.0
+_RECENT: TTLCache[tuple[str, str], Principal] = TTLCache(maxsize=10_000, ttl=AUTH_CACHE_SECONDS)
+_RECENT_LOCK = threading.Lock()
+
+
+def recently_authenticated(db: Database, token: str) -> Principal | None:
+    """The principal of a token that authenticated within the last AUTH_CACHE_SECONDS (no database read)."""
+    with _RECENT_LOCK:
+        return _RECENT.get((db.url, hash_token(token)))
 
 
 def authenticate(db: Database, token: str) -> Principal | None:
     """The principal a token belongs to, or None (unknown, revoked)."""
     if not token.startswith((API_KEY_PREFIX, SESSION_PREFIX)) or len(token) > 200:
         return None
+    token_hash = hash_token(token)
     with db.read() as conn:
         row = conn.execute(
             select(users.c.id, users.c.kind, users.c.name)
             .join(credentials, credentials.c.user_id == users.c.id)
             .where(
-                credentials.c.token_hash == hash_token(token),
+                credentials.c.token_hash == token_hash,
                 credentials.c.revoked_at.is_(None),
                 users.c.revoked_at.is_(None),
             )
         ).first()
-    return None if row is None else Principal(user_id=row.id, kind=row.kind, name=row.name)
+    if row is None:
+        return None
+    principal = Principal(user_id=row.id, kind=row.kind, name=row.name)
+    with _RECENT_LOCK:
+        _RECENT[(db.url, token_hash)] = principal
+    return principal
 
 
 def list_users(db: Database) -> list[dict[str, Any]]:
@@ -120,4 +161,6 @@ def revoke_user(db: Database, name_or_id: str) -> dict[str, Any]:
         user_id = row[0].id
         conn.execute(update(users).where(users.c.id == user_id).values(revoked_at=now))
         conn.execute(update(credentials).where(credentials.c.user_id == user_id).values(revoked_at=now))
+    with _RECENT_LOCK:
+        _RECENT.clear()
     return {"id": user_id, "name": row[0].name, "revoked_at": iso(now)}

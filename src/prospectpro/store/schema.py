@@ -297,4 +297,12 @@ notifications = Table(
     Index("ix_notifications_due", "status", "next_attempt_at"),
 )
 
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(80), primary_key=True),  # e.g. "submit:<owner id>"
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 LOCAL_USER_ID = "00000000-0000-0000-0000-000000000000"

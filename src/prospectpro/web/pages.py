@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from prospectpro import __version__
-from prospectpro.api.auth import Caller, ensure_session, identify, set_session_cookie
+from prospectpro.api.auth import Caller, ensure_session, identify, session_admission, set_session_cookie
 from prospectpro.domain.business_types import all_business_types, suggest
 from prospectpro.domain.campaign import STAGE_LABELS, JobStatus, Stage, parse_campaign_request
 from prospectpro.domain.scoring import SCORE_COMPONENTS
@@ -30,6 +30,7 @@ from prospectpro.jobs import queue
 from prospectpro.jobs.model import Job
 from prospectpro.places.locations import known_localities
 from prospectpro.services import campaigns as campaign_service
+from prospectpro.services.submissions import SubmitRequest
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -261,15 +262,12 @@ async def submit_form(request: Request) -> Response:
             data[name] = values[name]
     caller = await _caller(request)
     try:
-        body = parse_campaign_request(data)
-        # Type and location first, so that a rejected form opens no session.
-        prepared = await anyio.to_thread.run_sync(lambda: campaign_service.prepare_campaign(state.db, body))
-        caller = await _with_session(request, caller)
-        owner = caller.owner_id
-        assert owner is not None
-        submission = await anyio.to_thread.run_sync(
-            lambda: campaign_service.submit_campaign(
-                state.db, state.settings, owner, prepared, per_minute=state.settings.submissions_per_minute
+        submission = await state.submitter.submit(
+            SubmitRequest(
+                parse_campaign_request(data),
+                owner_id=caller.owner_id,
+                per_minute=state.settings.submissions_per_minute,
+                admit_session=session_admission(request, state.session_limiter),
             )
         )
     except UserError as exc:
@@ -278,6 +276,8 @@ async def submit_form(request: Request) -> Response:
         response = render(request, "home.html", context, status_code=exc.http_status)
         set_session_cookie(response, caller, state.settings)
         return response
+    if submission.session:
+        caller = Caller(*submission.session)
     response = RedirectResponse(f"/jobs/{submission.job.id}", status_code=303)
     set_session_cookie(response, caller, state.settings)
     return response

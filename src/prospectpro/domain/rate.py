@@ -1,0 +1,43 @@
+"""A token bucket: how many submissions an owner may make, and when to retry.
+
+Pure arithmetic; the store keeps one bucket per owner (``rate_limits``) and
+updates it in the submitting transaction, so the limit holds across API
+processes and costs the same however many jobs the owner already has.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Bucket:
+    tokens: float
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``per_minute`` requests a minute on average, and at most that many in a burst."""
+
+    per_minute: int
+
+    @property
+    def per_second(self) -> float:
+        return self.per_minute / 60.0
+
+    def full(self, now: datetime) -> Bucket:
+        return Bucket(tokens=float(self.per_minute), updated_at=now)
+
+    def refill(self, bucket: Bucket, now: datetime) -> Bucket:
+        elapsed = max(0.0, (now - bucket.updated_at).total_seconds())
+        return Bucket(tokens=min(float(self.per_minute), bucket.tokens + elapsed * self.per_second), updated_at=now)
+
+    def take(self, bucket: Bucket, now: datetime) -> tuple[Bucket, int]:
+        """Spend one token: the new bucket and 0, or the bucket unchanged and the whole seconds to wait."""
+        bucket = self.refill(bucket, now)
+        if bucket.tokens >= 1.0:
+            return Bucket(tokens=bucket.tokens - 1.0, updated_at=now), 0
+        return bucket, max(1, math.ceil((1.0 - bucket.tokens) / self.per_second))

@@ -1,0 +1,103 @@
+"""Group commit for the async edges: one thread writes waiting submissions together.
+
+Concurrent API requests would otherwise each take a thread hop and queue on
+the database's write lock for a transaction of their own. Here a request
+hands its submission to one writer thread and awaits the outcome; the thread
+takes everything that is waiting (up to ``max_batch``) and writes it with
+``write_submissions``: one transaction, one statement per table. With one
+request in flight it is written at once, alone; under load the groups grow
+by themselves, with no timer to wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import defaultdict
+from typing import Any
+
+from prospectpro.config import Settings
+from prospectpro.services.submissions import Outcome, Submission, SubmitRequest, write_submissions
+from prospectpro.store.db import Database
+
+log = logging.getLogger(__name__)
+
+_Waiting = tuple[SubmitRequest, asyncio.AbstractEventLoop, "asyncio.Future[Submission]"]
+
+
+class Submitter:
+    def __init__(self, db: Database, settings: Settings, *, max_batch: int = 200) -> None:
+        self.db = db
+        self.settings = settings
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Submitter:
+        self._thread = threading.Thread(target=self._run, name="prospectpro-submitter", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        """Write what is already waiting, then end the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    async def submit(self, request: SubmitRequest) -> Submission:
+        """The submission, or the UserError that refused it (raised)."""
+        if self._thread is None:
+            raise RuntimeError("the submitter is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Submission] = loop.create_future()
+        self._queue.put((request, loop, future))
+        return await future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group, stopping = [first], False
+            while len(group) < self.max_batch:
+                try:
+                    waiting = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if waiting is None:
+                    stopping = True
+                    break
+                group.append(waiting)
+            self._write(group)
+            if stopping:
+                return
+
+    def _write(self, group: list[_Waiting]) -> None:
+        outcomes: list[Outcome | BaseException]
+        try:
+            outcomes = list(write_submissions(self.db, self.settings, [request for request, _, _ in group]))
+        except Exception as exc:  # the database failed: every request of the group gets the error
+            log.exception("writing %d submissions failed", len(group))
+            outcomes = [exc] * len(group)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome | BaseException]]]
+        by_loop = defaultdict(list)
+        for (_, loop, future), outcome in zip(group, outcomes):
+            by_loop[loop].append((future, outcome))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # that loop has closed: nobody is waiting any more
+                pass
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], Outcome | BaseException]]) -> None:
+    for future, outcome in settled:
+        if future.done():  # the request was cancelled (client gone); its submission stands
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
