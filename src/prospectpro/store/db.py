@@ -10,6 +10,8 @@ contention into latency spikes.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -54,6 +56,47 @@ class Notifier:
             listener(job_id)
 
 
+class _FileLock:
+    """An exclusive flock on a file beside the database, held around each write transaction.
+
+    Other processes (a second API process, a CLI worker) wait in the kernel
+    and wake the moment it is released, instead of in SQLite's busy handler,
+    which sleeps 1, 2, 5, 10… ms between tries and turns every collision
+    into a latency spike. SQLite's own locking still guards the file
+    against anything that does not take this lock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _open(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # a forked child needs its own open file
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> None:
+        fcntl.flock(self._open(), fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._open(), fcntl.LOCK_UN)
+
+
+def _file_lock_for(database: str | None) -> _FileLock | None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _FileLock(path.with_name(path.name + ".lock"))
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -61,6 +104,7 @@ class Database:
         self.dialect = parsed.get_backend_name()
         self.notifier = Notifier()
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._file_lock = _file_lock_for(parsed.database) if self.is_sqlite else None
         self.engine = self._create_engine(url, echo)
 
     @property
@@ -111,7 +155,7 @@ class Database:
         so a listener never looks for a change it cannot see yet.
         """
         changed: list[str] = []
-        with self._write_lock or nullcontext():
+        with self._write_lock or nullcontext(), self._file_lock or nullcontext():
             with self.engine.connect() as conn:
                 if self.is_sqlite:
                     conn = conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -126,3 +170,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._file_lock is not None:
+            self._file_lock.close()
