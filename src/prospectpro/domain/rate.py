@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 
+_EPSILON = 1e-9
+
+
 @dataclass(frozen=True)
 class Bucket:
     tokens: float
@@ -38,6 +41,9 @@ class Rate:
     def take(self, bucket: Bucket, now: datetime) -> tuple[Bucket, int]:
         """Spend one token: the new bucket and 0, or the bucket unchanged and the whole seconds to wait."""
         bucket = self.refill(bucket, now)
-        if bucket.tokens >= 1.0:
-            return Bucket(tokens=bucket.tokens - 1.0, updated_at=now), 0
-        return bucket, max(1, math.ceil((1.0 - bucket.tokens) / self.per_second))
+        # Within _EPSILON of a whole token counts as one: float arithmetic must
+        # neither refuse a client who waited exactly the time it was told, nor
+        # tell it one second too many.
+        if bucket.tokens >= 1.0 - _EPSILON:
+            return Bucket(tokens=max(0.0, bucket.tokens - 1.0), updated_at=now), 0
+        return bucket, max(1, math.ceil((1.0 - bucket.tokens) / self.per_second - _EPSILON))

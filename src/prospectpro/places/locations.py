@@ -155,6 +155,8 @@ def _coordinates(parts: list[str]) -> Area:
     return Area(latitude=lat, longitude=lon, radius_m=radius, label=label, country=None)
 
 
+MAX_LABEL = 300  # campaigns.location
+
 # --- names -------------------------------------------------------------------
 
 
@@ -226,7 +228,9 @@ def _named(known: list[_Locality], parts: list[str]) -> Area:
         candidates = _qualified(known, candidates, head, qualifier, parts)
     best = min(candidates, key=lambda c: _rank(c, head))
     labels = [_qualifier_label(best, _matching(known, q), country_code(q)) for q in qualifiers]
-    label = ", ".join([best.name, *(lab for lab in labels if lab)])
+    # A qualifier repeated ("Kluuvi, fi, fi, …") names the same place once; the
+    # label is what a campaign stores and shows, so it stays within MAX_LABEL.
+    label = ", ".join(dict.fromkeys([best.name, *(lab for lab in labels if lab)]))[:MAX_LABEL]
     return Area(
         latitude=best.latitude,
         longitude=best.longitude,

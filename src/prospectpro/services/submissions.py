@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest, JobStatus
@@ -73,7 +73,8 @@ class Submission:
         return notify.get("secret") if notify and self.created else None
 
 
-Outcome = Submission | UserError
+# A refusal is a UserError; a value the database refused is its DataError (a 500: validation missed it).
+Outcome = Submission | UserError | DataError
 
 
 def submit_campaign(
@@ -88,13 +89,13 @@ def submit_campaign(
     """One campaign, in its own transaction (the CLI's path)."""
     request = SubmitRequest(campaign, owner_id=owner_id, idempotency_key=idempotency_key, per_minute=per_minute)
     outcome = write_submissions(db, settings, [request])[0]
-    if isinstance(outcome, UserError):
+    if not isinstance(outcome, Submission):
         raise outcome
     return outcome
 
 
 def write_submissions(db: Database, settings: Settings, requests: Sequence[SubmitRequest]) -> list[Outcome]:
-    """Each request's submission, or the user error that refused it; valid ones share one transaction."""
+    """Each request's submission, or the error that refused it; valid ones share one transaction."""
     outcomes: dict[int, Outcome] = {}
     ready: dict[int, PreparedCampaign] = {}
     for i, request in enumerate(requests):
@@ -109,12 +110,18 @@ def write_submissions(db: Database, settings: Settings, requests: Sequence[Submi
     if ready:
         try:
             outcomes.update(_write(db, settings, requests, ready))
-        except IntegrityError:
-            # Two API processes raced with one Idempotency-Key on PostgreSQL
-            # (both looked before either inserted). Redo one by one: each
-            # loser answers with the winner's job.
+        except (IntegrityError, DataError) as exc:
+            # IntegrityError: two API processes raced with one Idempotency-Key
+            # on PostgreSQL (both looked before either inserted); one by one,
+            # each loser answers with the winner's job. DataError: the database
+            # refused one request's values, which must not fail the rest of its group.
+            if len(ready) == 1 and isinstance(exc, DataError):
+                raise
             for i, prepared in ready.items():
-                outcomes[i] = _write_alone(db, settings, requests[i], prepared)
+                try:
+                    outcomes[i] = _write_alone(db, settings, requests[i], prepared)
+                except DataError as refused:
+                    outcomes[i] = refused
     return [outcomes[i] for i in range(len(requests))]
 
 
@@ -226,7 +233,7 @@ def _check_rates(conn: Connection, wanted: Mapping[int, tuple[str, int | None]],
     limited = {i: (f"submit:{owner}", Rate(per_minute)) for i, (owner, per_minute) in wanted.items() if per_minute}
     if not limited:
         return {}
-    rates = dict(sorted(limited.values()))
+    rates = dict(sorted(limited.values(), key=lambda pair: pair[0]))  # one rate per key; the first one wins
     lock = _lock_bucket(conn.dialect.name)
     buckets: dict[str, Bucket] = {}
     for key, rate in rates.items():

@@ -34,26 +34,37 @@ class Submitter:
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        # Taken to queue a submission and to queue the end marker, so that
+        # nothing is queued behind the marker, where nobody would answer it.
+        self._open = threading.Lock()
+        self._running = False
 
     def start(self) -> Submitter:
         self._thread = threading.Thread(target=self._run, name="prospectpro-submitter", daemon=True)
+        with self._open:
+            self._running = True
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 10) -> None:
-        """Write what is already waiting, then end the thread."""
-        if self._thread is not None:
+        """Write what is already waiting, then end the thread; later submissions are refused."""
+        with self._open:
+            if not self._running:
+                return
+            self._running = False
             self._queue.put(None)
+        if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
 
     async def submit(self, request: SubmitRequest) -> Submission:
-        """The submission, or the UserError that refused it (raised)."""
-        if self._thread is None:
-            raise RuntimeError("the submitter is not running")
+        """The submission, or the error that refused it (raised)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Submission] = loop.create_future()
-        self._queue.put((request, loop, future))
+        with self._open:
+            if not self._running:
+                raise RuntimeError("the submitter is not running")
+            self._queue.put((request, loop, future))
         return await future
 
     def _run(self) -> None:
