@@ -372,7 +372,7 @@ def serve(
         "timeout_graceful_shutdown": 5,
     }
     if api_processes == 1:
-        uvicorn.run(create_app(settings, workers=workers, db=db), **options)
+        uvicorn.run(create_app(settings, workers=workers, db=db, freeze_gc=True), **options)
         return
     db.dispose()
     # Each process builds its own app (and database handle) from the environment.

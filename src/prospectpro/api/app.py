@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -100,10 +101,13 @@ class BodySizeLimit:
 def app_from_env() -> FastAPI:
     """The app of one `serve --api-processes N` process (uvicorn calls this in each one)."""
     settings = Settings()
-    return create_app(settings, workers=settings.serve_workers)
+    return create_app(settings, workers=settings.serve_workers, freeze_gc=True)
 
 
-def create_app(settings: Settings | None = None, *, workers: int = 0, db: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, workers: int = 0, db: Database | None = None, freeze_gc: bool = False
+) -> FastAPI:
+    """``freeze_gc``: for a process that is only this server (``serve``), see the lifespan."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -121,6 +125,12 @@ def create_app(settings: Settings | None = None, *, workers: int = 0, db: Databa
                 build_pipeline(database, settings),
                 worker_config(settings, workers),
             ).start()
+        if freeze_gc:
+            # What is loaded by now lives as long as the process. Moving it out
+            # of the collector's reach makes a full collection scan only newer
+            # objects: ~8 ms instead of ~100 ms, which stalled every request in flight.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

@@ -22,6 +22,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from prospectpro.store.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
+
 Listener = Callable[[str], None]
 _CHANGED = "prospectpro.changed_jobs"
 
@@ -105,6 +107,7 @@ class Database:
         self.notifier = Notifier()
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._file_lock = _file_lock_for(parsed.database) if self.is_sqlite else None
+        self._checkpointer = WalCheckpointer(parsed.database) if self._file_lock is not None else None
         self.engine = self._create_engine(url, echo)
 
     @property
@@ -133,6 +136,8 @@ class Database:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            if self._checkpointer is not None:
+                cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -165,10 +170,14 @@ class Database:
                         yield conn
                 finally:
                     conn.info.pop(_CHANGED, None)
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
         for job_id in dict.fromkeys(changed):
             self.notifier.publish(job_id)
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
         if self._file_lock is not None:
             self._file_lock.close()
