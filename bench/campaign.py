@@ -36,6 +36,7 @@ from prospectpro.jobs.worker import Worker, WorkerConfig
 from prospectpro.pipeline.runner import build_pipeline
 from prospectpro.places.importer import ensure_bundled_places
 from prospectpro.services import campaigns as campaign_service
+from prospectpro.services.submissions import submit_campaign
 from prospectpro.store import migrate
 from prospectpro.store.schema import LOCAL_USER_ID
 
@@ -105,7 +106,7 @@ def one_in_process_run(timeout: float) -> dict[str, object]:
         try:
             request = CampaignRequest(business_type="cafe", location="Helsinki", max_results=20)
             t3 = time.perf_counter()
-            submission = campaign_service.submit_campaign(db, settings, LOCAL_USER_ID, request)
+            submission = submit_campaign(db, settings, LOCAL_USER_ID, request)
             t4 = time.perf_counter()
             job = wait_terminal(db, submission.job.id, timeout)
             t5 = time.perf_counter()

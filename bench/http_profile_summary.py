@@ -4,7 +4,8 @@
     .venv/bin/python bench/http_profile_summary.py prof.raw
 
 Each sample goes to the first category found walking from the innermost frame
-outwards (anything under _check_rate counts as _check_rate); then the top innermost frames and prospectpro functions (inclusive).
+outwards (anything the group-commit writer thread does counts as that thread);
+then the prospectpro functions (inclusive).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from collections import Counter, defaultdict
 
 CATEGORIES = [
-    ("_check_rate (campaigns.py)", ["_check_rate"]),
+    ("group-commit writer thread (everything it calls)", ["Submitter._run"]),
     ("sqlite3 C calls (execute/commit)", ["do_execute", "do_commit", "do_rollback", "exec_driver_sql"]),
     ("SQLAlchemy result rows/type processing", ["process_result_value", "result_processor", "fetchone", "fetchall",
                                                 "ScalarResult", "CursorResult", "from_row"]),
@@ -45,7 +46,7 @@ def main(path: str) -> None:
         total += n
         frames = stack.split(";")[1:]
         cat = "other"
-        if any("_check_rate" in f for f in frames):  # everything under the rate check, whatever it calls
+        if any("Submitter._run" in f for f in frames):  # the writer thread, whatever it calls
             cat = CATEGORIES[0][0]
         for f in reversed(frames if cat == "other" else []):
             hit = next((name for name, pats in CATEGORIES if any(p in f for p in pats)), None)

@@ -4,9 +4,10 @@ Method (mirrors /work/shared/docs/peer-bench.md §4): per repetition a fresh dat
 dir (migrated + places imported before the server starts, not timed), a user
 with an API key (every request is that one owner), then
 
-  * `prospectpro serve --workers 0 --log-level warning` (API only: no in-process
-    workers compete for the 2 CPUs; uvicorn defaults = uvloop + httptools, one
-    process, no access log), wrk 2 s warm-up at 8 clients, then
+  * `prospectpro serve --workers 0 --api-processes P --log-level warning` (API
+    only: no in-process workers compete for the 2 CPUs; uvicorn defaults =
+    uvloop + httptools, no access log; P = 1 and 2 by default), wrk 2 s warm-up
+    at 8 clients, then
     `wrk -t1 -c{1,8,32} -d15s --latency -s http_post.lua` with the campaign body;
   * `uvicorn http_noop_app:app --no-access-log` (same uvicorn settings), same
     wrk runs against POST /noop with the same body and headers.
@@ -16,9 +17,12 @@ real submission. Afterwards the jobs in the DB are counted and compared with
 the requests wrk completed (warm-up included; wrk does not count requests still
 in flight when it stops, so the DB may hold up to <clients> more per run).
 
-    .venv/bin/python bench/http_submit.py [--reps 3] [--dur 15] [--conns 1,8,32] [--profile]
+    .venv/bin/python bench/http_submit.py [--reps 3] [--dur 15] [--conns 1,8,32] [--processes 1,2] [--profile F]
 
---profile FILE: one extra run; py-spy (on PATH or /tmp/pyspy-venv/bin) records the
+Last, in-process: `write_submissions` cost per submission by group size (what the
+group commit buys).
+
+--profile FILE: one extra run (one process); py-spy (on PATH or /tmp/pyspy-venv/bin) records the
 server at the highest client count (--gil: only the thread holding the GIL, so waiting
 threads don't count), then bench/http_profile_summary.py prints where the time went.
 """
@@ -52,19 +56,20 @@ class WrkError(RuntimeError):
     pass
 
 
-def wrk(url: str, conns: int, dur: int, token: str = "", server_pid: int = 0, tries: int = 2) -> dict[str, float]:
+def wrk(url: str, conns: int, dur: int, token: str = "", server_pids: list[int] | None = None,
+        tries: int = 2) -> dict[str, float]:
     """One wrk run; an unparsable output (seen once on this shared VM) is shown and the run repeated once."""
     for attempt in range(tries):
         try:
-            return _wrk(url, conns, dur, token, server_pid)
+            return _wrk(url, conns, dur, token, server_pids or [])
         except WrkError as exc:
             print(f"wrk attempt {attempt + 1} failed: {exc}", flush=True)
     raise WrkError(f"wrk failed {tries} times at c={conns}")
 
 
-def _wrk(url: str, conns: int, dur: int, token: str = "", server_pid: int = 0) -> dict[str, float]:
+def _wrk(url: str, conns: int, dur: int, token: str, server_pids: list[int]) -> dict[str, float]:
     env = dict(os.environ, BENCH_BODY=BODY, BENCH_TOKEN=token)
-    with CpuMeter(*([server_pid] if server_pid else [])) as cpu:
+    with CpuMeter(*server_pids) as cpu:
         proc = subprocess.run(
             ["wrk", "-t1", f"-c{conns}", f"-d{dur}s", "--latency", "--timeout", "5s", "-s", str(BENCH / "http_post.lua"),
              url],
@@ -120,26 +125,44 @@ def run_noop(conns: list[int], dur: int) -> list[dict]:
                  cwd=BENCH, ready_url=url, ready_method="POST")
     try:
         wrk(url, 8, 2)  # warm-up
-        return [dict(endpoint="POST /noop (plain FastAPI)", conns=c, **wrk(url, c, dur, server_pid=proc.pid)) for c in conns]
+        return [dict(endpoint="POST /noop (plain FastAPI)", conns=c, **wrk(url, c, dur, server_pids=[proc.pid])) for c in conns]
     finally:
         stop(proc)
 
 
-def run_submit(conns: list[int], dur: int, profile: Path | None = None, variant: str = "") -> tuple[list[dict], dict]:
+def tree_pids(pid: int) -> list[int]:
+    """pid and its descendants (uvicorn's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo += children.get(p, [])
+    return found
+
+
+def run_submit(conns: list[int], dur: int, processes: int = 1, profile: Path | None = None) -> tuple[list[dict], dict]:
     tmp = Path(tempfile.mkdtemp(prefix="pp-http-submit-"))
     try:
         data = tmp / "data"
         token = prepare(data)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        launcher = [PY, str(BENCH / "http_serve_variant.py"), variant] if variant else [PROSPECTPRO]
-        proc = start([*launcher, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "0",
-                      "--log-level", "warning"], env=server_env(data), ready_url=f"{base}/healthz")
+        proc = start([PROSPECTPRO, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "0",
+                      "--api-processes", str(processes), "--log-level", "warning"],
+                     env=server_env(data), ready_url=f"{base}/healthz")
         rows = []
         try:
             url = f"{base}/api/v1/campaigns"
             warm = wrk(url, 8, 2, token)
             sent = warm["requests"]
+            pids = tree_pids(proc.pid)
             for c in conns:
                 spy = None
                 if profile is not None and c == max(conns):
@@ -148,58 +171,49 @@ def run_submit(conns: list[int], dur: int, profile: Path | None = None, variant:
                         spy = subprocess.Popen([pyspy, "record", "-p", str(proc.pid), "-d", str(dur - 2), "-r", "100",
                                                 "--gil", "--format", "raw", "-o", str(profile)],
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                r = wrk(url, c, dur, token, server_pid=proc.pid)
+                r = wrk(url, c, dur, token, server_pids=pids)
                 if spy is not None:
                     spy.wait(timeout=60)
                 sent += r["requests"]
-                label = "POST /api/v1/campaigns" + (f" [what-if: rate check {variant}]" if variant else "")
+                label = "POST /api/v1/campaigns" + (f", {processes} processes" if processes > 1 else ", 1 process")
                 rows.append(dict(endpoint=label, conns=c, **r))
         finally:
             stop(proc)
         jobs = count_jobs(data)
-        return rows, {"wrk_requests": sent, "db_jobs": jobs, "max_in_flight": 8 + sum(conns)}
+        return rows, {"processes": processes, "wrk_requests": sent, "db_jobs": jobs, "max_in_flight": 8 + sum(conns)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def ratecheck_cost(window_sizes: list[int]) -> list[list[object]]:
-    """In-process: submit_campaign cost vs how many of the owner's jobs are in the last minute."""
+def group_cost(sizes: list[int], rounds: int = 60) -> list[list[object]]:
+    """In-process: write_submissions, ms per submission (median of rounds) by group size."""
     import statistics
 
-    import prospectpro.services.campaigns as campaigns
     from prospectpro.bootstrap import open_database
     from prospectpro.config import Settings
     from prospectpro.domain.campaign import parse_campaign_request
+    from prospectpro.services.submissions import SubmitRequest, write_submissions
     from prospectpro.services.users import create_user
 
-    original = campaigns._check_rate
     req = parse_campaign_request({"business_type": "cafe", "location": "Helsinki", "max_results": 5})
     rows: list[list[object]] = []
-    tmp = Path(tempfile.mkdtemp(prefix="pp-ratecheck-"))
+    tmp = Path(tempfile.mkdtemp(prefix="pp-group-"))
     try:
         settings = Settings(data_dir=tmp / "data")
         db = open_database(settings)
         owner = create_user(db, "bench")[0].user_id
-        have = 0
-        for size in window_sizes:
-            while have < size:  # fill the window (no rate check), untimed
-                campaigns.submit_campaign(db, settings, owner, req, per_minute=None)
-                have += 1
-            cells: list[object] = [size]
-            for name, fn, pm in (("none", original, None), ("current", original, 10**9)):
-                campaigns._check_rate = fn
-                times = []
-                for _ in range(50):
-                    t = time.perf_counter()
-                    campaigns.submit_campaign(db, settings, owner, req, per_minute=pm)
-                    times.append((time.perf_counter() - t) * 1000)
-                have += 50
-                cells.append(f"{statistics.median(times):.2f}")
-            campaigns._check_rate = original
-            rows.append(cells)
+        one = SubmitRequest(req, owner_id=owner, per_minute=10**9)
+        for size in sizes:
+            times = []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                outcomes = write_submissions(db, settings, [one] * size)
+                times.append((time.perf_counter() - t) * 1000)
+                assert all(o.created for o in outcomes)  # type: ignore[union-attr]
+            per = statistics.median(times) / size
+            rows.append([size, f"{statistics.median(times):.2f}", f"{per:.3f}", f"{1000 / per:,.0f}"])
         db.dispose()
     finally:
-        campaigns._check_rate = original
         shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
@@ -209,8 +223,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--dur", type=int, default=15)
     ap.add_argument("--conns", default="1,8,32")
-    ap.add_argument("--variant", choices=["none"], default="",
-                    help="what-if: run only the submit server with _check_rate replaced (see http_serve_variant.py)")
+    ap.add_argument("--processes", default="1,2", help="`serve --api-processes` values to measure")
     ap.add_argument("--profile", type=Path, default=None, help="write a py-spy raw profile (max clients) here")
     ap.add_argument("--json", type=Path, default=None, help="also write raw rows as JSON lines")
     a = ap.parse_args()
@@ -222,17 +235,17 @@ def main() -> None:
     for rep in range(1, a.reps + 1):
         busy = wait_for_quiet()
         print(f"rep {rep}: machine busy before start {busy:.2f} cores", flush=True)
-        if not a.variant:
-            for r in run_noop(conns, a.dur):
-                rows.append(dict(rep=rep, **r))
-        sub, check = run_submit(conns, a.dur, variant=a.variant)
-        rows += [dict(rep=rep, **r) for r in sub]
-        checks.append(dict(rep=rep, **check))
+        for r in run_noop(conns, a.dur):
+            rows.append(dict(rep=rep, **r))
+        for processes in [int(x) for x in a.processes.split(",")]:
+            sub, check = run_submit(conns, a.dur, processes)
+            rows += [dict(rep=rep, **r) for r in sub]
+            checks.append(dict(rep=rep, **check))
         if jf:
-            for r in [r for r in rows if r["rep"] == rep] + [checks[-1]]:
+            for r in [r for r in rows if r["rep"] == rep] + [c for c in checks if c["rep"] == rep]:
                 jf.write(json.dumps(r) + "\n")
             jf.flush()
-        print(f"rep {rep}: " + "; ".join(f"{r['endpoint'].split()[1]} c={r['conns']} {r['rps']:.0f}/s p99 {r['p99']:.2f} ms"
+        print(f"rep {rep}: " + "; ".join(f"{r['endpoint']} c={r['conns']} {r['rps']:.0f}/s p99 {r['p99']:.2f} ms"
                                          f" (foreign {r['foreign_cpu']:.2f})"
                                          for r in rows if r["rep"] == rep), flush=True)
     if jf:
@@ -249,17 +262,16 @@ def main() -> None:
         print(table(["endpoint", "clients", "req/s", "p50 ms", "p99 ms", "non-2xx (sum)", "socket errors (sum)",
                      "server CPU (cores)", "other processes' CPU (cores)", "runs"], out))
         print()
-        print(table(["rep", "requests wrk completed (incl. warm-up)", "jobs in DB", "DB − wrk (≤ in-flight at stop)"],
-                    [[c["rep"], c["wrk_requests"], c["db_jobs"], f"{c['db_jobs'] - c['wrk_requests']} (≤ {c['max_in_flight']})"]
-                     for c in checks]))
-    if not a.variant:
-        print("\nsubmit_campaign in-process, ms per call (median of 50) vs the owner's jobs in the last minute;"
-              " per_minute=10**9 as in the load test")
-        print(table(["jobs in window", "no rate check", "rate check (indexed OFFSET probe)"],
-                    ratecheck_cost([0, 1000, 3000, 6000])))
+        print(table(["rep", "processes", "requests wrk completed (incl. warm-up)", "jobs in DB",
+                     "DB − wrk (≤ in-flight at stop)"],
+                    [[c["rep"], c["processes"], c["wrk_requests"], c["db_jobs"],
+                      f"{c['db_jobs'] - c['wrk_requests']} (≤ {c['max_in_flight']})"] for c in checks]))
+    print("\nwrite_submissions in-process (one transaction per group), median of 60 groups")
+    print(table(["group size", "ms per group", "ms per submission", "submissions/s (one core)"],
+                group_cost([1, 4, 16, 32])))
     if a.profile:
         print(f"\nprofiling one more run at {max(conns)} clients -> {a.profile}")
-        prof_rows, _ = run_submit([max(conns)], a.dur, profile=a.profile, variant=a.variant)
+        prof_rows, _ = run_submit([max(conns)], a.dur, profile=a.profile)
         r = prof_rows[0]
         print(f"(under py-spy: {r['rps']:.0f} req/s, p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, server CPU {r['server_cpu']:.2f})")
         if a.profile.exists():
