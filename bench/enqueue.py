@@ -126,7 +126,7 @@ def main() -> None:
         "--autocheckpoint",
         type=int,
         default=None,
-        help="diagnosis only: PRAGMA wal_autocheckpoint=N on our connections (0 = never; default: SQLite's 1000 pages)",
+        help="diagnosis only: PRAGMA wal_autocheckpoint=N on our connections (0 = never; default: 20,000 pages, with checkpoints in a background thread)",
     )
     args = ap.parse_args()
     n, warm = max(1, min(args.n, 100_000)), max(0, min(args.warmup, 10_000))

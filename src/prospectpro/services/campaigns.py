@@ -8,6 +8,7 @@ like an id that does not exist.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class PreparedCampaign:
     area: Area
     notify_url: str | None = None
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         """What an Idempotency-Key must be reused with."""
         body = {

@@ -204,7 +204,7 @@ def _write(
 
 
 def _replay_of(first: Outcome, digest: str, first_digest: str) -> Outcome:
-    if isinstance(first, UserError):
+    if not isinstance(first, Submission):
         return first
     if digest != first_digest:
         return Conflict("this Idempotency-Key was already used with a different request")
