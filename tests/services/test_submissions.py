@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import DataError
 
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest, JobStatus
@@ -43,6 +43,26 @@ def count(db: Database, table: Any, *where: Any) -> int:
 def rows(db: Database, table: Any, *where: Any) -> list[Any]:
     with db.read() as conn:
         return list(conn.execute(select(table).where(*where)).all())
+
+
+def race(fn: Callable[[int], Any]) -> list[Any]:
+    """fn(0) and fn(1) in two threads released together; each one's result or exception."""
+    barrier = threading.Barrier(2)
+    results: list[Any] = [None, None]
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except BaseException as exc:  # noqa: BLE001 - the caller asserts on it
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
 
 
 def new_owner(db: Database, name: str = "alice") -> str:
@@ -300,24 +320,11 @@ def test_concurrent_submissions_with_one_key_end_with_one_job(
     rounds = 15
     try:
         for r in range(rounds):
-            barrier = threading.Barrier(2)
-            results: list[Submission | BaseException | None] = [None, None]
-
-            def submit(i: int, key: str = f"key-{r}") -> None:
-                barrier.wait()
-                try:
-                    results[i] = submit_campaign(
-                        handles[i], SETTINGS, owner, HERE, idempotency_key=key, per_minute=per_minute
-                    )
-                except BaseException as exc:  # noqa: BLE001 - reported below
-                    results[i] = exc
-
-            threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(30)
-            a, b = results
+            a, b = race(
+                lambda i, key=f"key-{r}": submit_campaign(
+                    handles[i], SETTINGS, owner, HERE, idempotency_key=key, per_minute=per_minute
+                )
+            )
             assert isinstance(a, Submission), a
             assert isinstance(b, Submission), b
             assert a.job.id == b.job.id and a.campaign_id == b.campaign_id
@@ -338,29 +345,17 @@ def test_a_group_that_loses_a_key_race_still_writes_its_other_requests(pg_db: Da
     other_owner = new_owner(pg_db, "bob")
     handles = [pg_db, Database(pg_db.url)]
     try:
-        barrier = threading.Barrier(2)
-        results: list[Any] = [None, None]
-
-        def group(i: int) -> None:
-            barrier.wait()
-            try:
-                results[i] = write_submissions(
-                    handles[i],
-                    SETTINGS,
-                    [
-                        SubmitRequest(HERE, owner_id=other_owner),
-                        SubmitRequest(HERE, owner_id=owner, idempotency_key="raced-2"),
-                        SubmitRequest(HERE),  # anonymous: a session is opened (once) for it
-                    ],
-                )
-            except BaseException as exc:  # noqa: BLE001
-                results[i] = exc
-
-        threads = [threading.Thread(target=group, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        results = race(
+            lambda i: write_submissions(
+                handles[i],
+                SETTINGS,
+                [
+                    SubmitRequest(HERE, owner_id=other_owner),
+                    SubmitRequest(HERE, owner_id=owner, idempotency_key="raced-2"),
+                    SubmitRequest(HERE),  # anonymous: a session is opened (once) for it
+                ],
+            )
+        )
     finally:
         handles[1].dispose()
     for outcome in results:
