@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -160,6 +161,14 @@ def create_app(
             response.headers["Retry-After"] = str(exc.retry_after)
         elif isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="prospectpro"'  # RFC 9110 §11.6.1
+        return response
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # Restarting, unreachable or locked: the request did nothing and may be retried.
+        log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc.orig)
+        response = error_response(request, 503, "unavailable", "the database is unavailable; try again shortly")
+        response.headers["Retry-After"] = "2"
         return response
 
     @app.exception_handler(RequestValidationError)

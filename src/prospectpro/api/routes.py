@@ -111,7 +111,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
     "/api/v1/campaigns",
     status_code=202,
     response_model=schemas.SubmitOut,
-    responses=schemas.errors(400, 401, 409, 413, 415, 422, 429),
+    responses=schemas.errors(400, 401, 409, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_json)],
     tags=["campaigns"],
 )
@@ -278,7 +278,7 @@ def estimated_time(max_results: int) -> str:
     "/functions/v1/business-discovery-background",
     status_code=202,
     response_model=schemas.CompatOut,
-    responses=schemas.errors(400, 401, 409, 413, 415, 422, 429),
+    responses=schemas.errors(400, 401, 409, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_json)],
     tags=["compatibility"],
 )

@@ -32,6 +32,7 @@ ERRORS = {
         415: "Unsupported media type",
         422: "Invalid input",
         429: "Too many requests",
+        503: "The database is unavailable; retry after Retry-After seconds",
     }.items()
 }
 
