@@ -38,6 +38,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from http_common import (BENCH, PROSPECTPRO, PY, CpuMeter, free_port, med, server_env, start, stop, table, versions,
                          wait_for_quiet)
@@ -90,26 +91,60 @@ def _wrk(url: str, conns: int, dur: int, token: str, server_pids: list[int]) -> 
     )
 
 
-def prepare(data_dir: Path) -> str:
-    from prospectpro.bootstrap import open_database
+PG_ADMIN = ""  # --pg: a PostgreSQL admin URL; each server run gets a fresh database there
+
+
+def fresh_database_url() -> str:
+    """'' for the SQLite default, else a new empty PostgreSQL database (dropped by drop_database)."""
+    if not PG_ADMIN:
+        return ""
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    name = f"pp_bench_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(url: str) -> None:
+    if not url:
+        return
+    from sqlalchemy import create_engine
+
+    engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    engine.dispose()
+
+
+def settings_for(data_dir: Path, database_url: str) -> Any:
     from prospectpro.config import Settings
+
+    return Settings(data_dir=data_dir, **({"database_url": database_url} if database_url else {}))
+
+
+def prepare(data_dir: Path, database_url: str = "") -> str:
+    from prospectpro.bootstrap import open_database
     from prospectpro.services.users import create_user
 
-    db = open_database(Settings(data_dir=data_dir))
+    db = open_database(settings_for(data_dir, database_url))
     try:
         return create_user(db, "bench")[1]
     finally:
         db.dispose()
 
 
-def count_jobs(data_dir: Path) -> int:
+def count_jobs(data_dir: Path, database_url: str = "") -> int:
     from sqlalchemy import func, select
 
     from prospectpro.bootstrap import open_database
-    from prospectpro.config import Settings
     from prospectpro.store.schema import discovery_jobs
 
-    db = open_database(Settings(data_dir=data_dir), prepare=False)
+    db = open_database(settings_for(data_dir, database_url), prepare=False)
     try:
         with db.read() as conn:
             return int(conn.execute(select(func.count()).select_from(discovery_jobs)).scalar_one())
@@ -149,14 +184,16 @@ def tree_pids(pid: int) -> list[int]:
 
 def run_submit(conns: list[int], dur: int, processes: int = 1, profile: Path | None = None) -> tuple[list[dict], dict]:
     tmp = Path(tempfile.mkdtemp(prefix="pp-http-submit-"))
+    database_url = fresh_database_url()
     try:
         data = tmp / "data"
-        token = prepare(data)
+        token = prepare(data, database_url)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         proc = start([PROSPECTPRO, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "0",
                       "--api-processes", str(processes), "--log-level", "warning"],
-                     env=server_env(data), ready_url=f"{base}/healthz")
+                     env=server_env(data, **({"PROSPECTPRO_DATABASE_URL": database_url} if database_url else {})),
+                     ready_url=f"{base}/healthz")
         rows = []
         try:
             url = f"{base}/api/v1/campaigns"
@@ -175,13 +212,15 @@ def run_submit(conns: list[int], dur: int, processes: int = 1, profile: Path | N
                 if spy is not None:
                     spy.wait(timeout=60)
                 sent += r["requests"]
-                label = "POST /api/v1/campaigns" + (f", {processes} processes" if processes > 1 else ", 1 process")
+                label = ("POST /api/v1/campaigns" + (", PostgreSQL" if database_url else "")
+                         + (f", {processes} processes" if processes > 1 else ", 1 process"))
                 rows.append(dict(endpoint=label, conns=c, **r))
         finally:
             stop(proc)
-        jobs = count_jobs(data)
+        jobs = count_jobs(data, database_url)
         return rows, {"processes": processes, "wrk_requests": sent, "db_jobs": jobs, "max_in_flight": 8 + sum(conns)}
     finally:
+        drop_database(database_url)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -190,7 +229,6 @@ def group_cost(sizes: list[int], rounds: int = 60) -> list[list[object]]:
     import statistics
 
     from prospectpro.bootstrap import open_database
-    from prospectpro.config import Settings
     from prospectpro.domain.campaign import parse_campaign_request
     from prospectpro.services.submissions import SubmitRequest, write_submissions
     from prospectpro.services.users import create_user
@@ -198,8 +236,9 @@ def group_cost(sizes: list[int], rounds: int = 60) -> list[list[object]]:
     req = parse_campaign_request({"business_type": "cafe", "location": "Helsinki", "max_results": 5})
     rows: list[list[object]] = []
     tmp = Path(tempfile.mkdtemp(prefix="pp-group-"))
+    database_url = fresh_database_url()
     try:
-        settings = Settings(data_dir=tmp / "data")
+        settings = settings_for(tmp / "data", database_url)
         db = open_database(settings)
         owner = create_user(db, "bench")[0].user_id
         one = SubmitRequest(req, owner_id=owner, per_minute=10**9)
@@ -214,6 +253,7 @@ def group_cost(sizes: list[int], rounds: int = 60) -> list[list[object]]:
             rows.append([size, f"{statistics.median(times):.2f}", f"{per:.3f}", f"{1000 / per:,.0f}"])
         db.dispose()
     finally:
+        drop_database(database_url)
         shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
@@ -224,9 +264,14 @@ def main() -> None:
     ap.add_argument("--dur", type=int, default=15)
     ap.add_argument("--conns", default="1,8,32")
     ap.add_argument("--processes", default="1,2", help="`serve --api-processes` values to measure")
+    ap.add_argument("--pg", default="", metavar="ADMIN_URL",
+                    help="run the server on PostgreSQL instead of SQLite: a fresh database per run is created through"
+                         " this admin URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres) and dropped")
     ap.add_argument("--profile", type=Path, default=None, help="write a py-spy raw profile (max clients) here")
     ap.add_argument("--json", type=Path, default=None, help="also write raw rows as JSON lines")
     a = ap.parse_args()
+    global PG_ADMIN
+    PG_ADMIN = a.pg
     conns = [int(x) for x in a.conns.split(",")]
     print(f"# http_submit  {time.strftime('%Y-%m-%d %H:%M')}  {versions()}")
     rows: list[dict] = []
