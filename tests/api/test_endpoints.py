@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -462,6 +463,9 @@ def test_metrics_prometheus_text(live_server: LiveServer) -> None:
         assert metric(text, "prospectpro_job_duration_seconds_count") == 1
         assert metric(text, "prospectpro_job_duration_seconds_bucket", '{le="+Inf"}') == 1
         assert metric(text, "prospectpro_sse_clients") == 0
+        # Which process answered (the server runs in this test's process), and its resources.
+        assert re.search(rf'^prospectpro_server_info{{pid="{os.getpid()}",version="[^"]+"}} 1\.0$', text, re.MULTILINE)
+        assert metric(text, "process_resident_memory_bytes") > 10 * 2**20
 
 
 def test_metrics_count_queue_depth_and_open_streams(idle_server: LiveServer) -> None:

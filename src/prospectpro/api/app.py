@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from prospectpro import __version__
 from prospectpro.api import ops, routes
 from prospectpro.api.hub import EventHub
-from prospectpro.api.limits import RateLimiter
 from prospectpro.bootstrap import open_database
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import validation_message
@@ -148,7 +147,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.session_limiter = RateLimiter(settings.sessions_per_minute)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(routes.router)
     app.include_router(ops.router)

@@ -7,15 +7,13 @@ strangers create nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
 from fastapi import Request, Response
 
-from prospectpro.api.limits import RateLimiter
 from prospectpro.config import Settings
-from prospectpro.errors import RateLimited, Unauthorized
+from prospectpro.errors import Unauthorized
 from prospectpro.services.users import Principal, authenticate, create_session, recently_authenticated
 from prospectpro.store.db import Database
 
@@ -68,26 +66,16 @@ async def identify(request: Request, db: Database) -> Caller:
     return _caller(principal, from_header)
 
 
-def session_admission(request: Request, limiter: RateLimiter) -> Callable[[], None]:
-    """The check a new anonymous session must pass: a bounded number per client address."""
-    client = request.client.host if request.client else "unknown"
-
-    def admit() -> None:
-        retry = limiter.hit(f"session:{client}")
-        if retry:
-            raise RateLimited("too many new sessions from this address; try again later", retry_after=retry)
-
-    return admit
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
-async def ensure_session(
-    caller: Caller, request: Request, db: Database, limiter: RateLimiter, label: str | None = None
-) -> Caller:
-    """The caller, or a new anonymous session for one who has none."""
+async def ensure_session(caller: Caller, request: Request, db: Database, settings: Settings) -> Caller:
+    """The caller, or a new anonymous session for one who has none (a bounded number per client address)."""
     if caller.principal is not None:
         return caller
-    session_admission(request, limiter)()
-    principal, token = await anyio.to_thread.run_sync(create_session, db, label)
+    limit = (client_address(request), settings.sessions_per_minute)
+    principal, token = await anyio.to_thread.run_sync(lambda: create_session(db, limit=limit))
     return Caller(principal, new_session_token=token)
 
 

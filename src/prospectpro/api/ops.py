@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 
+from prospectpro import __version__
 from prospectpro.api import schemas
 from prospectpro.api.hub import EventHub
 from prospectpro.domain.campaign import JobStatus
@@ -118,6 +120,10 @@ class StoreCollector(Collector):
         yield count
         yield cost
         yield GaugeMetricFamily("prospectpro_sse_clients", "Open event streams in this process", value=self.hub.stream_count)
+        # With `serve --api-processes N` every process answers /metrics for itself; this says which one did.
+        info = GaugeMetricFamily("prospectpro_server_info", "The server process that answered", labels=["pid", "version"])
+        info.add_metric([str(os.getpid()), __version__], 1)
+        yield info
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
@@ -125,5 +131,6 @@ async def metrics(request: Request) -> Response:
     state = request.app.state
     registry = CollectorRegistry()
     registry.register(StoreCollector(state.db, state.hub))
+    ProcessCollector(registry=registry)  # this process's CPU, memory, open files, start time
     body = await anyio.to_thread.run_sync(generate_latest, registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

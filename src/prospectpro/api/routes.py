@@ -11,9 +11,8 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse
 
 from prospectpro.api import schemas
-from prospectpro.api.auth import Caller, identify, session_admission, set_session_cookie
+from prospectpro.api.auth import Caller, client_address, identify, set_session_cookie
 from prospectpro.api.hub import EventHub
-from prospectpro.api.limits import RateLimiter
 from prospectpro.api.stream import job_stream
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest, JobStatus
@@ -35,7 +34,6 @@ class Ctx:
     settings: Settings
     db: Database
     hub: EventHub
-    session_limiter: RateLimiter
     caller: Caller
 
     @property
@@ -46,7 +44,7 @@ class Ctx:
 
 async def ctx(request: Request) -> Ctx:
     state = request.app.state
-    return Ctx(state.settings, state.db, state.hub, state.session_limiter, await identify(request, state.db))
+    return Ctx(state.settings, state.db, state.hub, await identify(request, state.db))
 
 
 async def require_json(request: Request) -> None:
@@ -96,7 +94,7 @@ async def submit(
             notify_url=notify_url,
             idempotency_key=idempotency_key,
             per_minute=settings.submissions_per_minute,
-            admit_session=None if caller.owner_id else session_admission(request, state.session_limiter),
+            session_limit=None if caller.owner_id else (client_address(request), settings.sessions_per_minute),
         )
     )
     if submission.session:

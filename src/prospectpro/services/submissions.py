@@ -2,8 +2,9 @@
 
 Everything that can refuse a submission happens here, in this order: the
 request is prepared (business type and location resolved, from the local
-places index only), a new anonymous session is admitted, an Idempotency-Key
-is looked up, the owner's rate is checked. Then the group's new sessions,
+places index only), a new anonymous session is admitted (per client address),
+an Idempotency-Key is looked up, the owner's rate is checked; both limits are
+token buckets in the store (``services.rate_limits``). Then the group's new sessions,
 campaigns, jobs and first events are written with one statement per table
 and committed once. No provider is called on this path.
 
@@ -13,36 +14,29 @@ its requests to a ``Submitter``, which writes whatever is waiting as one group.
 
 from __future__ import annotations
 
-import functools
 import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import DataError, IntegrityError
 
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest, JobStatus
-from prospectpro.domain.rate import Bucket, Rate
+from prospectpro.domain.rate import Rate
 from prospectpro.errors import Conflict, RateLimited, UserError
 from prospectpro.jobs.model import Job, utcnow
 from prospectpro.jobs.queue import NewJob, insert_jobs
 from prospectpro.services.campaigns import PreparedCampaign, prepare_campaign
+from prospectpro.services.rate_limits import spend
 from prospectpro.services.users import Principal, insert_sessions
 from prospectpro.store.db import Database
-from prospectpro.store.schema import campaigns, discovery_jobs, rate_limits
+from prospectpro.store.schema import campaigns, discovery_jobs
 
 _INSERT_CAMPAIGN = campaigns.insert()
-_UPDATE_BUCKET = (
-    update(rate_limits)
-    .where(rate_limits.c.key == bindparam("b_key"))
-    .values(tokens=bindparam("b_tokens"), updated_at=bindparam("b_at"))
-)
-
 
 @dataclass(frozen=True)
 class SubmitRequest:
@@ -52,7 +46,7 @@ class SubmitRequest:
     notify_url: str | None = None  # already checked to be public by the caller (that needs the network)
     idempotency_key: str | None = None
     per_minute: int | None = None  # the owner's submission rate; None: unlimited
-    admit_session: Callable[[], None] | None = None  # raises to refuse a new session (e.g. per client address)
+    session_limit: tuple[str, int] | None = None  # opening a new session: (client address, sessions per minute)
 
 
 @dataclass(frozen=True)
@@ -100,13 +94,9 @@ def write_submissions(db: Database, settings: Settings, requests: Sequence[Submi
     ready: dict[int, PreparedCampaign] = {}
     for i, request in enumerate(requests):
         try:
-            prepared = _prepare(db, request)
-            if request.owner_id is None and request.admit_session is not None:
-                request.admit_session()
+            ready[i] = _prepare(db, request)
         except UserError as exc:
             outcomes[i] = exc
-        else:
-            ready[i] = prepared
     if ready:
         try:
             outcomes.update(_write(db, settings, requests, ready))
@@ -153,16 +143,23 @@ def _write(
     now = utcnow()
     outcomes: dict[int, Outcome] = {}
     with db.write() as conn:
+        # A new anonymous session only for a request that validated, and within its address's limit.
         anonymous = [i for i in ready if requests[i].owner_id is None]
+        limited = [i for i in anonymous if requests[i].session_limit]
+        waits = spend(conn, [_session_bucket(requests[i]) for i in limited], now)
+        for i, wait in zip(limited, waits):
+            if wait:
+                outcomes[i] = RateLimited("too many new sessions from this address; try again later", retry_after=wait)
+        anonymous = [i for i in anonymous if i not in outcomes]
         sessions = dict(zip(anonymous, insert_sessions(conn, [requests[i].session_label for i in anonymous])))
-        owners = {i: requests[i].owner_id or sessions[i][0].user_id for i in ready}
+        owners = {i: requests[i].owner_id or sessions[i][0].user_id for i in ready if i not in outcomes}
 
         # An Idempotency-Key seen before (in the store, or earlier in this group) answers with that job.
         first_with_key: dict[tuple[str, str], int] = {}
         replays: dict[int, int] = {}
         for i, prepared in ready.items():
             key = requests[i].idempotency_key
-            if not key:
+            if not key or i not in owners:
                 continue
             if (owners[i], key) in first_with_key:
                 replays[i] = first_with_key[(owners[i], key)]
@@ -178,7 +175,14 @@ def _write(
                 first_with_key[(owners[i], key)] = i
 
         fresh = [i for i in ready if i not in outcomes and i not in replays]
-        outcomes.update(_check_rates(conn, {i: (owners[i], requests[i].per_minute) for i in fresh}, now))
+        limited = [i for i in fresh if requests[i].per_minute]
+        waits = spend(conn, [(f"submit:{owners[i]}", Rate(requests[i].per_minute or 0)) for i in limited], now)
+        for i, wait in zip(limited, waits):
+            if wait:
+                per_minute = requests[i].per_minute
+                outcomes[i] = RateLimited(
+                    f"at most {per_minute} campaigns per minute; try again in {wait} s", retry_after=wait
+                )
         fresh = [i for i in fresh if i not in outcomes]
 
         rows = {i: _campaign_row(owners[i], ready[i], now) for i in fresh}
@@ -203,6 +207,12 @@ def _write(
     return outcomes
 
 
+def _session_bucket(request: SubmitRequest) -> tuple[str, Rate]:
+    assert request.session_limit is not None
+    address, per_minute = request.session_limit
+    return f"session:{address}", Rate(per_minute)
+
+
 def _replay_of(first: Outcome, digest: str, first_digest: str) -> Outcome:
     if not isinstance(first, Submission):
         return first
@@ -221,44 +231,6 @@ def _earlier(conn: Connection, owner_id: str, key: str, digest: str) -> Submissi
         raise Conflict("this Idempotency-Key was already used with a different request")
     job = Job.from_row(row)
     return Submission(job=job, campaign_id=job.campaign_id, created=False)
-
-
-def _check_rates(conn: Connection, wanted: Mapping[int, tuple[str, int | None]], now: datetime) -> dict[int, Outcome]:
-    """Spend one token of the owner's bucket per submission; refuse those that find it empty.
-
-    Counted in the database, in this transaction, so the limit holds across
-    API processes: SQLite holds the write lock, and on PostgreSQL the upsert
-    below locks the bucket's row (taken in key order, so groups never deadlock).
-    """
-    limited = {i: (f"submit:{owner}", Rate(per_minute)) for i, (owner, per_minute) in wanted.items() if per_minute}
-    if not limited:
-        return {}
-    rates = dict(sorted(limited.values(), key=lambda pair: pair[0]))  # one rate per key; the first one wins
-    lock = _lock_bucket(conn.dialect.name)
-    buckets: dict[str, Bucket] = {}
-    for key, rate in rates.items():
-        row = conn.execute(lock, {"key": key, "tokens": float(rate.per_minute), "updated_at": now}).one()
-        buckets[key] = Bucket(tokens=row.tokens, updated_at=row.updated_at)
-    refused: dict[int, Outcome] = {}
-    for i, (key, rate) in limited.items():
-        buckets[key], wait = rate.take(buckets[key], now)
-        if wait:
-            refused[i] = RateLimited(
-                f"at most {rate.per_minute} campaigns per minute; try again in {wait} s", retry_after=wait
-            )
-    conn.execute(
-        _UPDATE_BUCKET, [{"b_key": key, "b_tokens": b.tokens, "b_at": b.updated_at} for key, b in buckets.items()]
-    )
-    return refused
-
-
-@functools.cache
-def _lock_bucket(dialect: str) -> Any:
-    """A bucket row, created full if missing, and locked: one statement (an upsert that changes nothing)."""
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(rate_limits)
-    return insert.on_conflict_do_update(
-        index_elements=[rate_limits.c.key], set_={"key": insert.excluded.key}
-    ).returning(rate_limits.c.tokens, rate_limits.c.updated_at)
 
 
 def _campaign_row(owner_id: str, prepared: PreparedCampaign, now: datetime) -> dict[str, Any]:

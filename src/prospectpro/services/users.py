@@ -18,8 +18,10 @@ from typing import Any
 from cachetools import TTLCache
 from sqlalchemy import Connection, select, update
 
-from prospectpro.errors import InvalidInput, NotFound
+from prospectpro.domain.rate import Rate
+from prospectpro.errors import InvalidInput, NotFound, RateLimited
 from prospectpro.jobs.model import iso, utcnow
+from prospectpro.services.rate_limits import spend
 from prospectpro.store.db import Database
 from prospectpro.store.schema import credentials, users
 
@@ -87,8 +89,16 @@ def insert_sessions(conn: Connection, labels: Sequence[str | None]) -> list[tupl
     return _insert(conn, names=names, kind="anonymous", credential_kind="session", prefix=SESSION_PREFIX)
 
 
-def create_session(db: Database, label: str | None = None) -> tuple[Principal, str]:
+def create_session(
+    db: Database, label: str | None = None, *, limit: tuple[str, int] | None = None
+) -> tuple[Principal, str]:
+    """A new anonymous session; ``limit`` = (client address, sessions per minute) is checked in the same transaction."""
     with db.write() as conn:
+        if limit is not None:
+            address, per_minute = limit
+            [wait] = spend(conn, [(f"session:{address}", Rate(per_minute))], utcnow())
+            if wait:
+                raise RateLimited("too many new sessions from this address; try again later", retry_after=wait)
         return insert_sessions(conn, [label])[0]
 
 

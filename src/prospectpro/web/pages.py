@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from prospectpro import __version__
-from prospectpro.api.auth import Caller, ensure_session, identify, session_admission, set_session_cookie
+from prospectpro.api.auth import Caller, client_address, ensure_session, identify, set_session_cookie
 from prospectpro.domain.business_types import all_business_types, suggest
 from prospectpro.domain.campaign import STAGE_LABELS, JobStatus, Stage, parse_campaign_request
 from prospectpro.domain.scoring import SCORE_COMPONENTS
@@ -217,7 +217,7 @@ async def _caller(request: Request) -> Caller:
 
 async def _with_session(request: Request, caller: Caller) -> Caller:
     state = _state(request)
-    return await ensure_session(caller, request, state.db, state.session_limiter)
+    return await ensure_session(caller, request, state.db, state.settings)
 
 
 async def home_context(request: Request, caller: Caller) -> dict[str, Any]:
@@ -267,7 +267,7 @@ async def submit_form(request: Request) -> Response:
                 parse_campaign_request(data),
                 owner_id=caller.owner_id,
                 per_minute=state.settings.submissions_per_minute,
-                admit_session=session_admission(request, state.session_limiter),
+                session_limit=(client_address(request), state.settings.sessions_per_minute),
             )
         )
     except UserError as exc:
