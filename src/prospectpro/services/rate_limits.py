@@ -17,6 +17,7 @@ from sqlalchemy import Connection, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from prospectpro.domain.rate import Bucket, Rate
+from prospectpro.errors import RateLimited
 from prospectpro.store.schema import rate_limits
 
 _UPDATE_BUCKET = (
@@ -24,6 +25,16 @@ _UPDATE_BUCKET = (
     .where(rate_limits.c.key == bindparam("b_key"))
     .values(tokens=bindparam("b_tokens"), updated_at=bindparam("b_at"))
 )
+
+
+def new_session_bucket(limit: tuple[str, int]) -> tuple[str, Rate]:
+    """The bucket a new anonymous session spends from: (client address, sessions per minute)."""
+    address, per_minute = limit
+    return f"session:{address}", Rate(per_minute)
+
+
+def too_many_sessions(wait: int) -> RateLimited:
+    return RateLimited("too many new sessions from this address; try again later", retry_after=wait)
 
 
 def spend(conn: Connection, wanted: Sequence[tuple[str, Rate]], now: datetime) -> list[int]:

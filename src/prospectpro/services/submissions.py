@@ -31,7 +31,7 @@ from prospectpro.errors import Conflict, RateLimited, UserError
 from prospectpro.jobs.model import Job, utcnow
 from prospectpro.jobs.queue import NewJob, insert_jobs
 from prospectpro.services.campaigns import PreparedCampaign, prepare_campaign
-from prospectpro.services.rate_limits import spend
+from prospectpro.services.rate_limits import new_session_bucket, spend, too_many_sessions
 from prospectpro.services.users import Principal, insert_sessions
 from prospectpro.store.db import Database
 from prospectpro.store.schema import campaigns, discovery_jobs
@@ -145,11 +145,11 @@ def _write(
     with db.write() as conn:
         # A new anonymous session only for a request that validated, and within its address's limit.
         anonymous = [i for i in ready if requests[i].owner_id is None]
-        limited = [i for i in anonymous if requests[i].session_limit]
-        waits = spend(conn, [_session_bucket(requests[i]) for i in limited], now)
-        for i, wait in zip(limited, waits):
+        limits = {i: limit for i in anonymous if (limit := requests[i].session_limit)}
+        waits = spend(conn, [new_session_bucket(limit) for limit in limits.values()], now)
+        for i, wait in zip(limits, waits):
             if wait:
-                outcomes[i] = RateLimited("too many new sessions from this address; try again later", retry_after=wait)
+                outcomes[i] = too_many_sessions(wait)
         anonymous = [i for i in anonymous if i not in outcomes]
         sessions = dict(zip(anonymous, insert_sessions(conn, [requests[i].session_label for i in anonymous])))
         owners = {i: requests[i].owner_id or sessions[i][0].user_id for i in ready if i not in outcomes}
@@ -205,12 +205,6 @@ def _write(
     for i, first in replays.items():
         outcomes[i] = _replay_of(outcomes[first], ready[i].digest, ready[first].digest)
     return outcomes
-
-
-def _session_bucket(request: SubmitRequest) -> tuple[str, Rate]:
-    assert request.session_limit is not None
-    address, per_minute = request.session_limit
-    return f"session:{address}", Rate(per_minute)
 
 
 def _replay_of(first: Outcome, digest: str, first_digest: str) -> Outcome:

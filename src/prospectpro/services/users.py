@@ -18,10 +18,9 @@ from typing import Any
 from cachetools import TTLCache
 from sqlalchemy import Connection, select, update
 
-from prospectpro.domain.rate import Rate
-from prospectpro.errors import InvalidInput, NotFound, RateLimited
+from prospectpro.errors import InvalidInput, NotFound
 from prospectpro.jobs.model import iso, utcnow
-from prospectpro.services.rate_limits import spend
+from prospectpro.services.rate_limits import new_session_bucket, spend, too_many_sessions
 from prospectpro.store.db import Database
 from prospectpro.store.schema import credentials, users
 
@@ -95,10 +94,9 @@ def create_session(
     """A new anonymous session; ``limit`` = (client address, sessions per minute) is checked in the same transaction."""
     with db.write() as conn:
         if limit is not None:
-            address, per_minute = limit
-            [wait] = spend(conn, [(f"session:{address}", Rate(per_minute))], utcnow())
+            [wait] = spend(conn, [new_session_bucket(limit)], utcnow())
             if wait:
-                raise RateLimited("too many new sessions from this address; try again later", retry_after=wait)
+                raise too_many_sessions(wait)
         return insert_sessions(conn, [label])[0]
 
 
