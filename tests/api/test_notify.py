@@ -123,3 +123,79 @@ def test_private_notify_url_is_refused_at_submit(make_server: Callable[..., Live
             assert "notify_url" in answer.json()["error"]["message"]
         listed = client.get("/api/v1/jobs").json()
         assert listed["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::ffff:127.0.0.1]/hook",  # IPv4-mapped loopback
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible: ipaddress calls it global
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[2002:a00:1::1]/hook",  # 6to4 of 10.0.0.1
+        "http://224.0.0.1/hook",  # multicast
+    ],
+)
+def test_ipv6_and_multicast_disguises_are_refused_at_submit(make_server: Callable[..., LiveServer], url: str) -> None:
+    server = make_server(allow_private_notify_urls=False, workers=0)
+    with server.client() as client:
+        answer = client.post("/api/v1/campaigns", json={"business_type": "cafe", "location": "Helsinki", "notify_url": url})
+        assert answer.status_code == 422, url
+        assert "notify_url" in answer.json()["error"]["message"]
+        assert client.get("/api/v1/jobs").json()["total"] == 0
+
+
+def test_urls_the_sender_cannot_send_are_refused_at_submit(make_server: Callable[..., LiveServer]) -> None:
+    server = make_server(workers=0)  # private addresses allowed: only the URL itself is wrong
+    with server.client() as client:
+        for url in (
+            "http://１２７.０.０.１/hook",  # getaddrinfo resolves fullwidth digits; httpx refuses them
+            "http://127.0.0.1/a\rb",
+            "http://127.0.0.1/a\nb",
+            "http://127.0.0.1/a\x7fb",
+            "http://127.0.0.1/a b",
+            "http://127.0.0.1:99999/hook",
+        ):
+            answer = client.post(
+                "/api/v1/campaigns", json={"business_type": "cafe", "location": "Helsinki", "notify_url": url}
+            )
+            assert answer.status_code == 422, url
+            assert "notify_url" in answer.text, url
+        assert client.get("/api/v1/jobs").json()["total"] == 0
+
+
+def test_a_poisoned_webhook_does_not_stop_another_tenants(make_server: Callable[..., LiveServer], receiver) -> None:  # type: ignore[no-untyped-def]
+    """Mallory's URL was stored before submit refused such URLs; Alice's webhook is delivered anyway."""
+    from sqlalchemy import update
+
+    from prospectpro.jobs.worker import Worker, worker_config
+    from prospectpro.pipeline.runner import build_pipeline
+    from prospectpro.services.users import create_user
+    from prospectpro.store.schema import discovery_jobs
+
+    hook = receiver([200])
+    server = make_server(workers=0)
+    _, alice_key = create_user(server.db, "alice")
+    campaign = {"business_type": "cafe", "location": "Helsinki", "max_results": 1, "notify_url": hook.url}
+    with server.client() as anonymous, server.client(alice_key) as alice:
+        mallory_job = anonymous.post("/api/v1/campaigns", json=campaign).json()["job_id"]
+        alice_job = alice.post("/api/v1/campaigns", json=campaign).json()["job_id"]
+    poisoned = hook.url.replace("127.0.0.1", "１２７.０.０.１")
+    with server.db.write() as conn:
+        config = conn.execute(select(discovery_jobs.c.config).where(discovery_jobs.c.id == mallory_job)).scalar_one()
+        config["notify"]["url"] = poisoned
+        conn.execute(update(discovery_jobs).where(discovery_jobs.c.id == mallory_job).values(config=config))
+    worker = Worker(server.db, build_pipeline(server.db, server.settings), worker_config(server.settings, 2)).start()
+    try:
+        wait_for(lambda: len(hook.requests) >= 1)
+
+        def settled() -> bool:
+            with server.db.read() as conn:
+                return {r.status for r in conn.execute(select(notifications)).all()} == {"delivered", "failed"}
+
+        wait_for(settled)
+    finally:
+        worker.stop()
+    assert [json.loads(body)["job"]["id"] for _, body in hook.requests] == [alice_job]
+    with server.db.read() as conn:
+        states = {r.job_id: (r.status, r.attempts) for r in conn.execute(select(notifications)).all()}
+    assert states == {alice_job: ("delivered", 1), mallory_job: ("failed", 1)}
