@@ -10,7 +10,7 @@ from prospectpro.store.db import Database
 
 def open_database(settings: Settings, *, prepare: bool = True) -> Database:
     """Connect; with ``prepare``, apply migrations and import the bundled places once."""
-    db = Database(settings.resolved_database_url())
+    db = Database(settings.resolved_database_url(), write_lock_timeout=settings.write_lock_timeout)
     if prepare:
         migrate.upgrade(db)
         if settings.import_bundled_places:

@@ -13,7 +13,7 @@ from prospectpro.domain.campaign import Stage
 from prospectpro.domain.scoring import score_business
 from prospectpro.jobs.run import JobRun
 from prospectpro.pipeline import stage
-from prospectpro.store.schema import job_candidates, leads
+from prospectpro.store.schema import delivered_businesses, job_candidates
 
 
 @dataclass
@@ -41,16 +41,21 @@ def load_candidates(conn: Connection, job_id: str) -> list[Candidate]:
 
 
 def delivered_keys(conn: Connection, owner_id: str, campaign_id: str, keys: set[str]) -> set[str]:
-    """Fingerprints this owner already received as leads of another campaign."""
+    """Fingerprints this owner already received from another campaign.
+
+    What a campaign running at the same time delivers after this read is
+    caught when the leads are stored (``results.claim_deliveries``).
+    """
     found: set[str] = set()
     ordered = sorted(keys)
+    table = delivered_businesses
     for i in range(0, len(ordered), 500):
         chunk = ordered[i : i + 500]
         found.update(
             conn.execute(
-                select(leads.c.dedup_key)
-                .where(leads.c.owner_id == owner_id, leads.c.campaign_id != campaign_id, leads.c.dedup_key.in_(chunk))
-                .distinct()
+                select(table.c.fingerprint).where(
+                    table.c.owner_id == owner_id, table.c.campaign_id != campaign_id, table.c.fingerprint.in_(chunk)
+                )
             ).scalars()
         )
     return found

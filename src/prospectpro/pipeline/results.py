@@ -2,10 +2,21 @@
 transaction, so a job is never "completed" with half of its leads stored.
 
 The same step ends a cancelled job: the leads enriched so far are kept.
+
+It is also where a business becomes delivered to its owner: the transaction
+takes a ``delivered_businesses`` row for each lead, and a campaign that finds
+the row already taken (another campaign of the same owner, running at the
+same time, stored that business first) skips the business. The scoring
+stage skipped what was delivered before it ran; this closes the gap between
+the two. Such a campaign ends with fewer leads than it selected, counted in
+``delivered_skipped`` (and ``exhausted`` when below the requested number).
+With ``include_delivered`` the campaign keeps every business and only
+records the ones nobody had delivered yet.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,8 +29,8 @@ from prospectpro.jobs.model import Change, utcnow
 from prospectpro.jobs.run import JobRun
 from prospectpro.pipeline import stage
 from prospectpro.providers.protocols import Enrichment
-from prospectpro.store.schema import campaigns, job_candidates, leads
-from prospectpro.store.upsert import upsert
+from prospectpro.store.schema import campaigns, delivered_businesses, job_candidates, leads
+from prospectpro.store.upsert import insert_ignore_returning, upsert
 
 _LEAD_COLUMNS = (
     "business_name",
@@ -60,6 +71,31 @@ def lead_row(business: Business, enrichment: Enrichment, score: int, breakdown: 
     }
 
 
+_CLAIM_CHUNK = 500  # rows per INSERT: 2,000 parameters, well inside SQLite's limit
+
+
+def claim_deliveries(
+    conn: Connection, owner_id: str, campaign_id: str, fingerprints: set[str], now: datetime
+) -> set[str]:
+    """Record these businesses as delivered to the owner by this campaign; returns the ones nobody had before.
+
+    On PostgreSQL a concurrent transaction inserting the same key waits for
+    this one and then skips it (ON CONFLICT DO NOTHING), so of two campaigns
+    exactly one gets each business. Keys go in sorted order, so two such
+    transactions only ever wait for each other in one direction: no deadlock.
+    """
+    won: set[str] = set()
+    ordered = sorted(fingerprints)
+    for i in range(0, len(ordered), _CLAIM_CHUNK):
+        rows = [
+            {"owner_id": owner_id, "fingerprint": key, "campaign_id": campaign_id, "delivered_at": now}
+            for key in ordered[i : i + _CLAIM_CHUNK]
+        ]
+        keys = ["owner_id", "fingerprint"]
+        won.update(insert_ignore_returning(conn, delivered_businesses, rows, keys, "fingerprint"))
+    return won
+
+
 def store(run: JobRun, *, final_status: JobStatus) -> None:
     if final_status == JobStatus.completed:
         stage.start(run, Stage.storing_results)
@@ -77,6 +113,16 @@ def store(run: JobRun, *, final_status: JobStatus) -> None:
             )
         ).all()
         now = utcnow()
+        fingerprints = {r.fingerprint for r in rows}
+        won = claim_deliveries(conn, job.owner_id, job.campaign_id, fingerprints, now)
+        taken = set() if job.config.get("include_delivered") else fingerprints - won
+        if taken:  # another campaign of this owner delivered these meanwhile
+            conn.execute(
+                update(job_candidates)
+                .where(job_candidates.c.id.in_([r.id for r in rows if r.fingerprint in taken]))
+                .values(selected=False, delivered_before=True)
+            )
+            rows = [r for r in rows if r.fingerprint not in taken]
         lead_rows = [
             {
                 "campaign_id": job.campaign_id,
@@ -112,6 +158,8 @@ def store(run: JobRun, *, final_status: JobStatus) -> None:
             "total_cost": float(cost),
             "exhausted": count < requested,
         }
+        if taken:  # on top of those the scoring stage skipped
+            metrics["delivered_skipped"] = int(job.metrics.get("delivered_skipped", 0)) + len(taken)
         if final_status == JobStatus.cancelled:
             return Change(kind="cancelled", status=JobStatus.cancelled, metrics=metrics)
         return Change(
@@ -119,14 +167,19 @@ def store(run: JobRun, *, final_status: JobStatus) -> None:
             status=JobStatus.completed,
             stage=Stage.finished,
             progress=100,
-            metrics={**metrics, "summary": summary(count, requested)},
+            metrics={**metrics, "summary": summary(count, requested, taken=len(taken))},
             checkpoint={Stage.storing_results.value: "done"},
         )
 
     run.change(build)
 
 
-def summary(found: int, requested: int) -> str:
+def summary(found: int, requested: int, *, taken: int = 0) -> str:
     if found >= requested:
         return f"Found {found} leads."
+    if taken:
+        return (
+            f"Found {found} of {requested} requested leads: {taken} more went to another of your campaigns "
+            "running at the same time."
+        )
     return f"Found {found} of {requested} requested leads: the sources have no more that qualify."

@@ -6,23 +6,34 @@ transaction handling switched off, so that a write transaction starts with
 claim atomic across processes. Inside one process writers also queue on a
 lock, because SQLite's busy handler sleeps in coarse steps and would turn
 contention into latency spikes.
+
+Every wait for the write lock is bounded (``write_lock_timeout``): a writer
+that holds it too long (a frozen process, SIGSTOP) makes the others fail with
+``WriteLockTimeout`` instead of hanging, and says who it is in the lock file,
+so that ``/healthz`` can name it.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from prospectpro.store.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
+
+log = logging.getLogger(__name__)
 
 Listener = Callable[[str], None]
 _CHANGED = "prospectpro.changed_jobs"
@@ -55,7 +66,109 @@ class Notifier:
         with self._lock:
             listeners = list(self._listeners)
         for listener in listeners:
-            listener(job_id)
+            try:
+                listener(job_id)
+            except Exception:  # one listener's fault must not keep the others from hearing
+                log.exception("a job-change listener failed")
+
+
+class WriteLockTimeout(OperationalError):
+    """The write lock did not come free in time: another writer has held it too long.
+
+    Made like the error of SQLite's own busy timeout ("database is locked"),
+    because it means the same to the caller: nothing was written, try again
+    shortly (the API answers 503 with Retry-After; a worker retries).
+    """
+
+
+def _lock_timeout(message: str) -> WriteLockTimeout:
+    return WriteLockTimeout(None, None, sqlite3.OperationalError(f"database is locked: {message}"))
+
+
+DEFAULT_WRITE_LOCK_TIMEOUT = 10.0
+_RECORD_BYTES = 40  # "pid wall-clock-ms", space-padded: written over in place, never grows
+_BLANK = b" " * _RECORD_BYTES
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds the write lock, as the holder wrote it into the lock file."""
+
+    pid: int
+    since: float  # time.time() when it took the lock: comparable between processes
+
+    def held_for(self) -> float:
+        return max(0.0, time.time() - self.since)
+
+    def describe(self) -> str:
+        return f"pid {self.pid} has held the write lock for {self.held_for():.0f} s"
+
+
+def _record(pid: int) -> bytes:
+    return (b"%d %d" % (pid, time.time_ns() // 1_000_000)).ljust(_RECORD_BYTES)
+
+
+def _parse_record(data: bytes) -> LockHolder | None:
+    try:
+        pid, since_ms = data.split()
+        return LockHolder(pid=int(pid), since=int(since_ms) / 1000)
+    except ValueError:  # blank (released, or just taken), or torn by a concurrent write
+        return None
+
+
+class _KernelWaiter:
+    """A thread that waits in the kernel for the lock, on an open file of its own, for whoever wants it now.
+
+    A blocking flock wakes the moment the lock is released (polling lags, and
+    loses the race to a holder that comes straight back: with three processes
+    writing at once, the slowest write took 100–600 ms polling, 25–60 ms
+    waiting in the kernel), but it cannot be given a deadline. So
+    a writer waits for this thread instead, with one. The thread hands the
+    lock over when it gets it; if the writer gave up meanwhile, and no other
+    came, it lets the lock go again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._cond = threading.Condition()
+        self._asking: threading.Event | None = None
+        self._closed = False
+        threading.Thread(target=self._run, name="prospectpro-write-lock", daemon=True).start()
+
+    def wait(self, deadline: float) -> int | None:
+        """The descriptor now holding the lock, or None at the deadline."""
+        handed = threading.Event()
+        with self._cond:
+            self._asking = handed
+            self._cond.notify()
+        if handed.wait(max(0.0, deadline - time.monotonic())):
+            return self._fd
+        with self._cond:
+            if handed.is_set():  # handed over just as the time ran out
+                return self._fd
+            self._asking = None
+        return None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._asking is None and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    break
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # as long as it takes
+            with self._cond:
+                asking, self._asking = self._asking, None
+                if asking is not None and not self._closed:
+                    asking.set()  # the writer holds the lock now, through self._fd, and releases it
+                    continue
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
 
 
 class _FileLock:
@@ -64,31 +177,92 @@ class _FileLock:
     Other processes (a second API process, a CLI worker) wait in the kernel
     and wake the moment it is released, instead of in SQLite's busy handler,
     which sleeps 1, 2, 5, 10… ms between tries and turns every collision
-    into a latency spike. SQLite's own locking still guards the file
+    into a latency spike. The uncontended lock is one non-blocking try; a
+    contended one is waited for by a thread (``_KernelWaiter``), so that the
+    wait can end at a deadline. SQLite's own locking still guards the file
     against anything that does not take this lock.
+
+    The holder writes its pid and the time into the file (one ``pwrite`` of
+    a few bytes into the page cache, blanked again on release), so a stuck
+    holder can be named by any process.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
         self._pid = 0
+        self._waiter: _KernelWaiter | None = None
+        self._held: int | None = None  # the descriptor holding the lock: ours, or the waiter's
 
     def _open(self) -> int:
-        if self._fd is None or self._pid != os.getpid():  # a forked child needs its own open file
+        if self._fd is None or self._pid != os.getpid():  # a forked child needs its own open files
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             self._pid = os.getpid()
+            self._waiter = None  # the parent's thread did not come along
         return self._fd
 
     def close(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
-            os.close(self._fd)
-        self._fd = None
+        if self._pid == os.getpid():
+            if self._waiter is not None:
+                self._waiter.close()
+            if self._fd is not None:
+                os.close(self._fd)
+        self._fd = self._waiter = None
 
-    def __enter__(self) -> None:
-        fcntl.flock(self._open(), fcntl.LOCK_EX)
+    def acquire(self, deadline: float) -> None:
+        """Take the lock before ``deadline`` (``time.monotonic()``), or raise ``WriteLockTimeout``.
 
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._open(), fcntl.LOCK_UN)
+        Callers take turns on a lock of their process first: one at a time here.
+        """
+        fd = self._open()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._held = fd
+        except BlockingIOError:
+            if self._waiter is None:
+                self._waiter = _KernelWaiter(self.path)
+            held = self._waiter.wait(deadline)
+            if held is None:
+                holder = self.holder()
+                raise _lock_timeout(
+                    f"timed out waiting for the write lock: {holder.describe() if holder else 'it is busy'}"
+                ) from None
+            self._held = held
+        try:
+            os.pwrite(fd, _record(self._pid), 0)
+        except OSError:  # the record only informs; the lock is what counts
+            pass
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        try:
+            os.pwrite(self._open(), _BLANK, 0)
+        except OSError:
+            pass
+        fcntl.flock(held, fcntl.LOCK_UN)
+
+    def holder(self) -> LockHolder | None:
+        """The process holding the lock now, or None when it is free.
+
+        Probed on a file of its own, so this also sees a holder in this
+        process. A record left by a holder that was killed is ignored: the
+        kernel released its lock, so the probe gets it.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _parse_record(os.pread(fd, _RECORD_BYTES, 0))
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
 
 def _file_lock_for(database: str | None) -> _FileLock | None:
@@ -100,8 +274,9 @@ def _file_lock_for(database: str | None) -> _FileLock | None:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, write_lock_timeout: float = DEFAULT_WRITE_LOCK_TIMEOUT) -> None:
         self.url = url
+        self.write_lock_timeout = write_lock_timeout
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         self.notifier = Notifier()
@@ -116,14 +291,19 @@ class Database:
 
     def _create_engine(self, url: str, echo: bool) -> Engine:
         if not self.is_sqlite:
-            return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            # hide_parameters: a logged statement error must not show its values (webhook secrets, tokens).
+            return create_engine(
+                url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+            )
         parsed = make_url(url)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
             echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
+            # SQLite's own busy wait (for a writer outside our lock) has the same bound.
+            connect_args={"check_same_thread": False, "timeout": self.write_lock_timeout},
             pool_size=20,
             max_overflow=40,
         )
@@ -135,7 +315,7 @@ class Database:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(self.write_lock_timeout * 1000)}")
             if self._checkpointer is not None:
                 cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             cur.close()
@@ -160,7 +340,8 @@ class Database:
         so a listener never looks for a change it cannot see yet.
         """
         changed: list[str] = []
-        with self._write_lock or nullcontext(), self._file_lock or nullcontext():
+        self._lock_for_writing()
+        try:
             with self.engine.connect() as conn:
                 if self.is_sqlite:
                     conn = conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -170,10 +351,50 @@ class Database:
                         yield conn
                 finally:
                     conn.info.pop(_CHANGED, None)
+        finally:
+            self._unlock_after_writing()
         if self._checkpointer is not None:
             self._checkpointer.wrote()
         for job_id in dict.fromkeys(changed):
             self.notifier.publish(job_id)
+
+    def _lock_for_writing(self) -> None:
+        """On SQLite: this process's lock, then the one shared with other processes, both within the timeout."""
+        if self._write_lock is None:
+            return
+        deadline = time.monotonic() + self.write_lock_timeout  # one bound for both waits
+        if not self._write_lock.acquire(timeout=self.write_lock_timeout):
+            holder = self.write_lock_holder()
+            raise _lock_timeout(
+                f"timed out waiting for the write lock behind other writers of this process: "
+                f"{holder.describe() if holder else 'one of them holds it'}"
+            )
+        if self._file_lock is not None:
+            try:
+                self._file_lock.acquire(deadline)
+            except BaseException:
+                self._write_lock.release()
+                raise
+
+    def _unlock_after_writing(self) -> None:
+        if self._write_lock is None:
+            return
+        try:
+            if self._file_lock is not None:
+                self._file_lock.release()
+        finally:
+            self._write_lock.release()
+
+    def write_lock_holder(self) -> LockHolder | None:
+        """Who holds the cross-process write lock now (SQLite files only)."""
+        return self._file_lock.holder() if self._file_lock is not None else None
+
+    def stalled_writer(self) -> str | None:
+        """Says who, when a writer has held the write lock as long as others wait for it: writes are failing."""
+        holder = self.write_lock_holder()
+        if holder is None or holder.held_for() < self.write_lock_timeout:
+            return None
+        return holder.describe()
 
     def dispose(self) -> None:
         if self._checkpointer is not None:

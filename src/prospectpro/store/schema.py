@@ -216,6 +216,18 @@ leads = Table(
     Index("ix_leads_owner_dedup", "owner_id", "dedup_key"),
 )
 
+# Which businesses each owner has received, one row per (owner, business):
+# taken in the transaction that stores a campaign's leads, so two campaigns
+# of one owner running at once cannot both deliver the same business.
+delivered_businesses = Table(
+    "delivered_businesses",
+    metadata,
+    Column("owner_id", String(36), ForeignKey("users.id"), primary_key=True),
+    Column("fingerprint", String(400), primary_key=True),  # = leads.dedup_key
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False),  # the first to deliver it
+    Column("delivered_at", UTCDateTime, nullable=False),
+)
+
 places = Table(
     "places",
     metadata,
