@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from prospectpro.domain.business import Business
@@ -29,3 +30,32 @@ class FailingEnricher:
 
     def enrich(self, business: Business, found: Enrichment) -> Enrichment:
         raise RuntimeError("simulated provider outage")
+
+
+class HangingEnricher:
+    """A provider call that does not return until the test lets it (then it raises, or passes).
+
+    The first ``after`` calls pass straight through; ``entered`` is set once a
+    call hangs. Each call after ``release`` is set hangs no more.
+    """
+
+    name = "hanging"
+
+    def __init__(self, *, after: int = 0, fail: bool = False) -> None:
+        self.after = after
+        self.fail = fail
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    def enrich(self, business: Business, found: Enrichment) -> Enrichment:
+        with self._lock:
+            self._calls += 1
+            if self._calls <= self.after:
+                return found
+        self.entered.set()
+        self.release.wait()
+        if self.fail:
+            raise RuntimeError("simulated provider outage")
+        return found

@@ -26,6 +26,14 @@ class JobFinished(Exception):
     """The job is in a terminal state; nothing may change it any more."""
 
 
+class DatabaseUnavailable(Exception):
+    """The database stayed unreachable until this worker's lease could have run out.
+
+    Not the job's failure: the worker charges no attempt for it (see
+    ``prospectpro.jobs.run.database_outage``).
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     job_id: str

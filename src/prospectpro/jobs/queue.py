@@ -237,17 +237,12 @@ def claim(db: Database, worker_id: str, lease_seconds: float) -> tuple[Lease, Jo
             job = lock_job(conn, job_id)
             taken_over = job.status == JobStatus.processing
             if job.attempts >= job.max_attempts:
-                apply_change(
-                    conn,
-                    job,
-                    Change(
-                        kind="failed",
-                        status=JobStatus.failed,
-                        error=job.error
-                        or f"the worker running attempt {job.attempts} of {job.max_attempts} stopped responding",
-                    ),
-                    now=now,
-                )
+                # Its worker died during the last attempt (a worker that is alive
+                # charges no attempt for a database outage, so never lands here).
+                # A cancel request wins over the failure. With attempts left, a job
+                # whose cancel was asked is claimed as usual: its handler ends it at
+                # its first checkpoint, keeping what it had found.
+                apply_change(conn, job, _out_of_attempts(job), now=now)
                 continue  # look for another job in a new transaction
             token = job.lease_token + 1
             job, _ = apply_change(
@@ -268,6 +263,16 @@ def claim(db: Database, worker_id: str, lease_seconds: float) -> tuple[Lease, Jo
                 },
             )
             return Lease(job_id=job.id, worker_id=worker_id, token=token), job
+
+
+def _out_of_attempts(job: Job) -> Change:
+    if job.cancel_requested:
+        return Change(kind="cancelled", status=JobStatus.cancelled, data={"lease_expired": True})
+    return Change(
+        kind="failed",
+        status=JobStatus.failed,
+        error=job.error or f"the worker running attempt {job.attempts} of {job.max_attempts} stopped responding",
+    )
 
 
 def renew_lease(db: Database, lease: Lease, lease_seconds: float) -> bool | None:
@@ -316,10 +321,17 @@ def retry_delay(attempt: int, base: float, cap: float) -> float:
 
 
 def record_failure(db: Database, lease: Lease, error: str, *, base: float, cap: float) -> Job:
-    """An attempt raised: retry later with backoff, or fail for good after the last attempt."""
+    """An attempt raised: retry later with backoff, or fail for good after the last attempt.
+
+    A cancel request wins over both: the owner asked for the job to end, so it ends cancelled.
+    """
     with db.write() as conn:
         job = lock_job(conn, lease.job_id, lease)
-        if job.attempts < job.max_attempts:
+        if job.cancel_requested:
+            job, _ = apply_change(
+                conn, job, Change(kind="cancelled", status=JobStatus.cancelled, data={"attempt_error": error})
+            )
+        elif job.attempts < job.max_attempts:
             delay = retry_delay(job.attempts, base, cap)
             job, _ = apply_change(
                 conn,
@@ -342,18 +354,32 @@ def record_failure(db: Database, lease: Lease, error: str, *, base: float, cap: 
 
 
 def request_cancel(db: Database, job_id: str, owner_id: str) -> Job:
-    """Cancel a job: at once when no worker holds it, else at the worker's next checkpoint."""
+    """Cancel a job: at once when no worker holds it, else at the worker's next checkpoint.
+
+    No worker holds a pending job, nor one whose worker died (its lease
+    expired): those end at once rather than when some worker claims them.
+    """
+    now = utcnow()
     with db.write() as conn:
         job = lock_job(conn, job_id)
         if job.owner_id != owner_id:
             raise NotFound(f"job {job_id} not found")
-        if job.status.terminal or job.cancel_requested:
+        if job.status.terminal:
             return job
-        if job.status == JobStatus.pending:
-            job, _ = apply_change(conn, job, Change(kind="cancelled", status=JobStatus.cancelled))
-        else:
-            job, _ = apply_change(conn, job, Change(kind="cancel_requested"), columns={"cancel_requested": True})
+        orphaned = job.status == JobStatus.processing and (job.lease_expires_at is None or job.lease_expires_at < now)
+        if job.status == JobStatus.pending or orphaned:
+            change = Change(kind="cancelled", status=JobStatus.cancelled, data={"lease_expired": True} if orphaned else {})
+            job, _ = apply_change(conn, job, change, now=now)
+        elif not job.cancel_requested:
+            job, _ = apply_change(conn, job, Change(kind="cancel_requested"), now=now, columns={"cancel_requested": True})
         return job
+
+
+def cancel_is_requested(db: Database, job_id: str) -> bool:
+    with db.read() as conn:
+        return bool(
+            conn.execute(select(discovery_jobs.c.cancel_requested).where(discovery_jobs.c.id == job_id)).scalar()
+        )
 
 
 def get_job(db: Database, job_id: str, owner_id: str | None = None) -> Job:

@@ -2,8 +2,12 @@
 
 A worker is N slot threads plus a registry heartbeat. Each running job has
 its own heartbeat thread renewing the lease every third of its length; if a
-renewal fails the job's run is marked lost and every later write is refused
-by the fence anyway.
+renewal finds the lease taken over the job's run is marked lost and every later
+write is refused by the fence anyway.
+
+A worker that loses its database keeps its jobs: writes are retried while the
+lease lasts (``JobRun.persist``), and an attempt the database broke resumes in
+place once the database answers again, without being charged as a failure.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -21,13 +26,18 @@ from sqlalchemy import delete, select
 
 from prospectpro.config import Settings
 from prospectpro.jobs.model import JobFinished, LeaseLost, utcnow
-from prospectpro.jobs.notify import NotifyConfig, deliver_due
+from prospectpro.jobs.notify import Deliveries, NotifyConfig
 from prospectpro.jobs.queue import claim, has_claimable, record_failure, release, renew_lease
-from prospectpro.jobs.run import Handler, JobRun, WorkerStopping
+from prospectpro.jobs.run import CLOCK_MARGIN_SECONDS, Handler, JobRun, WorkerStopping, database_outage
 from prospectpro.store.db import Database
 from prospectpro.store.schema import workers
 
 log = logging.getLogger(__name__)
+
+# An attempt the database keeps breaking although the lease renews (so not an
+# outage after all, e.g. a statement timeout) is charged as a failure after this
+# many resumptions that made no progress.
+MAX_STALLED_RESUMES = 3
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,14 @@ def worker_config(settings: Settings, concurrency: int = 1) -> WorkerConfig:
             retry_base_seconds=settings.notify_retry_base_seconds,
         ),
     )
+
+
+def _log_failure(what: str, exc: Exception) -> None:
+    """An outage is one line per try (it is expected, and retried); anything else, the traceback."""
+    if database_outage(exc):
+        log.warning("%s: database unreachable: %s", what, exc)
+    else:
+        log.exception(what)
 
 
 def describe_error(exc: BaseException, stage: str) -> str:
@@ -143,23 +161,27 @@ class Worker:
             try:
                 with self.db.write() as conn:
                     conn.execute(workers.update().where(workers.c.id == self.worker_id).values(last_seen=utcnow()))
-            except Exception:
-                log.exception("worker heartbeat failed")
+            except Exception as exc:
+                _log_failure("worker heartbeat failed", exc)
 
     def _notify_loop(self) -> None:
-        while not self._stop.wait(max(self.config.poll_interval, 0.2)):
-            try:
-                deliver_due(self.db, self.config.notify)
-            except Exception:
-                log.exception("webhook delivery failed; will retry")
+        deliveries = Deliveries(self.db, self.config.notify)  # its own threads: a slow receiver holds up no one
+        try:
+            while not self._stop.wait(max(self.config.poll_interval, 0.2)):
+                try:
+                    deliveries.poll()
+                except Exception as exc:
+                    _log_failure("webhook delivery failed; will retry", exc)
+        finally:
+            deliveries.close()  # lets the deliveries in flight finish (each is bounded by its timeout)
 
     # -- running jobs ----------------------------------------------------
     def _slot_loop(self) -> None:
         while not self._stop.is_set():
             try:
                 claimed = claim(self.db, self.worker_id, self.config.lease_seconds) if has_claimable(self.db) else None
-            except Exception:
-                log.exception("claim failed; retrying")
+            except Exception as exc:
+                _log_failure("claim failed; retrying", exc)
                 claimed = None
                 self._stop.wait(min(5.0, self.config.lease_seconds / 3))
             if claimed is None:
@@ -181,48 +203,108 @@ class Worker:
         beat = threading.Thread(target=self._heartbeat, args=(run, beat_stop), name="lease-heartbeat", daemon=True)
         beat.start()
         try:
-            self.handler(run)
-        except (LeaseLost, JobFinished) as exc:
-            log.warning("job %s: stopped writing: %s", run.lease.job_id, exc)
-        except WorkerStopping:
-            self._quietly(lambda: release(self.db, run.lease))
-        except Exception as exc:
-            log.warning("job %s attempt failed:\n%s", run.lease.job_id, traceback.format_exc())
-            error = describe_error(exc, run.job.current_stage.value)
-            self._quietly(
-                lambda: record_failure(
-                    self.db,
-                    run.lease,
-                    error,
-                    base=self.config.retry_base_seconds,
-                    cap=self.config.retry_max_seconds,
-                )
-            )
+            self._attempt(run)
         finally:
             beat_stop.set()
             beat.join()
             with self._runs_lock:
                 self._runs.discard(run)
 
-    def _quietly(self, action: object) -> None:
+    def _attempt(self, run: JobRun) -> None:
+        stalled, seq = 0, run.job.event_seq  # resumptions since the job last changed
+        while True:
+            try:
+                self.handler(run)
+                return
+            except (LeaseLost, JobFinished) as exc:
+                log.warning("job %s: stopped writing: %s", run.lease.job_id, exc)
+                return
+            except WorkerStopping:
+                self._quietly(run, lambda: release(self.db, run.lease))
+                return
+            except Exception as exc:
+                if database_outage(exc):
+                    stalled = stalled + 1 if run.job.event_seq == seq else 1
+                    seq = run.job.event_seq
+                    if stalled <= MAX_STALLED_RESUMES:
+                        # The database's failure, not the job's: wait until it
+                        # answers, then go on from the last checkpoint.
+                        log.warning("job %s: database unreachable (%s); waiting to resume", run.lease.job_id, exc)
+                        if not self._reconnect(run):
+                            return
+                        log.warning("job %s: database is back; resuming the attempt", run.lease.job_id)
+                        continue
+                self._record_failure(run, exc)
+                return
+
+    def _record_failure(self, run: JobRun, exc: Exception) -> None:
+        log.warning("job %s attempt failed:\n%s", run.lease.job_id, traceback.format_exc())
+        error = describe_error(exc, run.job.current_stage.value)
+        self._quietly(
+            run,
+            lambda: record_failure(
+                self.db,
+                run.lease,
+                error,
+                base=self.config.retry_base_seconds,
+                cap=self.config.retry_max_seconds,
+            ),
+        )
+
+    def _quietly(self, run: JobRun, action: object) -> None:
+        """Record an attempt's outcome, retrying while the database is away and the lease lasts."""
         try:
-            action()  # type: ignore[operator]
+            run.persist(action)  # type: ignore[arg-type]
         except (LeaseLost, JobFinished) as exc:
             log.warning("could not record the outcome: %s", exc)
+        except Exception as exc:
+            if not database_outage(exc):
+                raise
+            log.warning("job %s: could not record the outcome, the database is unreachable: %s", run.lease.job_id, exc)
+
+    def _renew(self, run: JobRun) -> bool:
+        """Extend the lease; False when it was taken over. Raises when the database does not answer."""
+        started = time.monotonic()
+        cancel = renew_lease(self.db, run.lease, self.config.lease_seconds)
+        if cancel is None:
+            run.lease_lost.set()
+            return False
+        run.lease_renewed(started + self.config.lease_seconds - CLOCK_MARGIN_SECONDS)
+        if cancel:
+            run.cancel_seen.set()
+        return True
+
+    def _reconnect(self, run: JobRun) -> bool:
+        """Wait until the database renews the lease; False when the lease is gone or the worker is stopping.
+
+        A renewal that succeeds, even after the lease could have expired,
+        proves no other worker took the job: it is still this worker's.
+        """
+        delay = 0.05
+        while True:
+            try:
+                return self._renew(run)
+            except Exception as exc:
+                if not database_outage(exc):
+                    raise
+            if run.stopping.is_set() and time.monotonic() > run.lease_valid_until:
+                return False  # nothing to hand back to: the lease has run out anyway
+            if run.lease_lost.wait(delay):
+                return False
+            delay = min(2 * delay, 1.0)
 
     def _heartbeat(self, run: JobRun, stop: threading.Event) -> None:
         interval = self.config.lease_seconds / 3
-        while not stop.wait(interval):
+        wait = interval
+        while not stop.wait(wait):
             try:
-                cancel = renew_lease(self.db, run.lease, self.config.lease_seconds)
-            except Exception:
-                log.exception("lease renewal failed; will retry")
-                continue
-            if cancel is None:
-                run.lease_lost.set()
-                return
-            if cancel:
-                run.cancel_seen.set()
+                if not self._renew(run):
+                    return
+                wait = interval
+            except Exception as exc:
+                # Try again soon: the lease must be renewed as soon as the database is back.
+                log.warning("job %s: lease renewal failed; retrying: %s", run.lease.job_id, exc)
+                wait = min(interval, 0.5)
 
 
 def live_workers(db: Database, within_seconds: float) -> list[dict[str, object]]:

@@ -1,16 +1,28 @@
 """Stage 4: enrich each selected candidate, concurrently, one checkpoint per candidate.
 
-Enrichers run in a thread pool (the providers' own clients enforce their
-rate limits); results are written one transaction per candidate as they
-complete, so a resumed attempt skips every candidate already written.
-Cancellation is checked between candidates.
+Enrichers run in threads, at most ``concurrency`` candidates at once (the
+providers' own clients enforce their rate limits); results are written one
+transaction per candidate as they complete, so a resumed attempt skips every
+candidate already written. Cancellation is checked between candidates and
+while waiting for them.
+
+Each step has a deadline: a provider call that hangs fails the attempt (a
+TimeoutError, retried like any failing step) instead of holding the job, and
+its lease, forever. A thread cannot be killed, so the hung one is abandoned:
+each candidate runs in its own daemon thread, which nothing ever joins (a
+ThreadPoolExecutor's threads are joined at interpreter exit, so one hung call
+would keep a stopping worker from exiting).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from decimal import Decimal
+from functools import partial
+from typing import TypeVar
 
 from sqlalchemy import Connection, and_, func, select, update
 
@@ -23,12 +35,43 @@ from prospectpro.pipeline import stage
 from prospectpro.providers.protocols import Enricher, Enrichment
 from prospectpro.store.schema import job_candidates
 
+T = TypeVar("T")
+_CHECK_SECONDS = 0.5  # how often a wait for slow steps looks for a cancel or a stop
 
-def enrich_business(business: Business, enrichers: Sequence[Enricher]) -> Enrichment:
+
+class StepClock:
+    """Which step a candidate's thread is in and since when: what the step deadline measures."""
+
+    def __init__(self) -> None:
+        self.step: tuple[str, float] = ("start", time.monotonic())  # replaced whole: read without a lock
+
+    def enter(self, name: str) -> None:
+        self.step = (name, time.monotonic())
+
+
+def enrich_business(business: Business, enrichers: Sequence[Enricher], clock: StepClock | None = None) -> Enrichment:
     found = Enrichment()
     for enricher in enrichers:
+        if clock is not None:
+            clock.enter(enricher.name)
         found = enricher.enrich(business, found)
     return found
+
+
+def _in_thread(fn: Callable[[], T]) -> Future[T]:
+    """``fn()`` in a daemon thread of its own: if it hangs, it is abandoned, never joined."""
+    future: Future[T] = Future()
+
+    def target() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # handed to the waiting stage
+            future.set_exception(exc)
+
+    threading.Thread(target=target, name="enrich", daemon=True).start()
+    return future
 
 
 def _progress(conn: Connection, job_id: str) -> tuple[int, int, Decimal]:
@@ -43,7 +86,7 @@ def _progress(conn: Connection, job_id: str) -> tuple[int, int, Decimal]:
     return total, done, Decimal(str(cost))
 
 
-def run(run: JobRun, enrichers: Sequence[Enricher], concurrency: int) -> None:
+def run(run: JobRun, enrichers: Sequence[Enricher], concurrency: int, *, step_timeout: float = 120.0) -> None:
     stage.start(run, Stage.enriching_contacts)
     job_id = run.lease.job_id
     with run.db.read() as conn:
@@ -57,7 +100,7 @@ def run(run: JobRun, enrichers: Sequence[Enricher], concurrency: int) -> None:
             .order_by(job_candidates.c.score.desc(), job_candidates.c.position)
         ).all()
     todo = [(row.id, Business.from_dict(row.business)) for row in pending]
-    _enrich_all(run, todo, enrichers, concurrency)
+    _enrich_all(run, todo, enrichers, concurrency, step_timeout)
     with run.db.read() as conn:
         total, done, cost = _progress(conn, job_id)
     stage.finish(
@@ -66,25 +109,40 @@ def run(run: JobRun, enrichers: Sequence[Enricher], concurrency: int) -> None:
 
 
 def _enrich_all(
-    run: JobRun, todo: list[tuple[int, Business]], enrichers: Sequence[Enricher], concurrency: int
+    run: JobRun,
+    todo: list[tuple[int, Business]],
+    enrichers: Sequence[Enricher],
+    concurrency: int,
+    step_timeout: float,
 ) -> None:
     queue = iter(todo)
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="enrich") as pool:
-        running: dict[Future[Enrichment], tuple[int, Business]] = {}
-        try:
-            for candidate_id, business in _take(queue, concurrency):
-                running[pool.submit(enrich_business, business, enrichers)] = (candidate_id, business)
-            while running:
-                completed, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in completed:
-                    candidate_id, business = running.pop(future)
-                    _record(run, candidate_id, business, future.result())
-                run.checkpoint()
-                for candidate_id, business in _take(queue, len(completed)):
-                    running[pool.submit(enrich_business, business, enrichers)] = (candidate_id, business)
-        finally:
-            for future in running:
-                future.cancel()
+    running: dict[Future[Enrichment], tuple[int, Business, StepClock]] = {}
+
+    def start(items: list[tuple[int, Business]]) -> None:
+        for candidate_id, business in items:
+            clock = StepClock()
+            running[_in_thread(partial(enrich_business, business, enrichers, clock))] = (candidate_id, business, clock)
+
+    start(_take(queue, concurrency))
+    while running:
+        now = time.monotonic()
+        first_deadline = min(clock.step[1] for _, _, clock in running.values()) + step_timeout
+        timeout = max(0.0, min(first_deadline - now, _CHECK_SECONDS))
+        completed, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in completed:
+            candidate_id, business, _ = running.pop(future)
+            _record(run, candidate_id, business, future.result())
+        _check_deadlines(running.values(), step_timeout)
+        run.checkpoint()
+        start(_take(queue, len(completed)))
+
+
+def _check_deadlines(running: Iterable[tuple[int, Business, StepClock]], step_timeout: float) -> None:
+    now = time.monotonic()
+    for _, business, clock in running:
+        step, since = clock.step
+        if now - since > step_timeout:
+            raise TimeoutError(f"enrichment step {step!r} took over {step_timeout:g}s for {business.name!r}")
 
 
 def _take(queue: object, n: int) -> list[tuple[int, Business]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import JobStatus, Stage
-from prospectpro.jobs.run import CancelRequested, JobRun
+from prospectpro.jobs.run import CancelRequested, JobRun, ends_in_cancel
 from prospectpro.pipeline import discover, enrich, qualify, results, stage
 from prospectpro.providers.osm import OsmPlacesSource
 from prospectpro.providers.osm_email import OsmEmail
@@ -26,6 +26,7 @@ class Pipeline:
     sources: Sequence[DiscoverySource]
     enrichers: Sequence[Enricher]
     enrich_concurrency: int = 4
+    enrich_step_timeout: float = 120.0  # seconds one enrichment step may take for one lead
 
     def __call__(self, run: JobRun) -> None:
         run_campaign(run, self)
@@ -48,6 +49,7 @@ def build_pipeline(db: Database, settings: Settings) -> Pipeline:
         sources=[OsmPlacesSource(db)],
         enrichers=enrichers,
         enrich_concurrency=settings.enrich_concurrency,
+        enrich_step_timeout=settings.enrich_step_timeout,
     )
 
 
@@ -59,7 +61,12 @@ def run_campaign(run: JobRun, pipeline: Pipeline) -> None:
         for current, step in (
             (Stage.discovering_businesses, lambda: discover.run(run, pipeline.sources)),
             (Stage.scoring_businesses, lambda: qualify.run(run)),
-            (Stage.enriching_contacts, lambda: enrich.run(run, pipeline.enrichers, pipeline.enrich_concurrency)),
+            (
+                Stage.enriching_contacts,
+                lambda: enrich.run(
+                    run, pipeline.enrichers, pipeline.enrich_concurrency, step_timeout=pipeline.enrich_step_timeout
+                ),
+            ),
         ):
             run.checkpoint()
             if not run.job.stage_done(current):
@@ -67,6 +74,12 @@ def run_campaign(run: JobRun, pipeline: Pipeline) -> None:
         run.checkpoint()
         results.store(run, final_status=JobStatus.completed)
     except CancelRequested:
+        results.store(run, final_status=JobStatus.cancelled)
+    except Exception as exc:
+        # A cancel request wins over the retry of a failed attempt: the job
+        # ends cancelled, keeping the leads enriched so far.
+        if not ends_in_cancel(run, exc):
+            raise
         results.store(run, final_status=JobStatus.cancelled)
 
 
