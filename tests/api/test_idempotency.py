@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from prospectpro.services import submitter as submitter_module
+from prospectpro.services.submissions import IDEMPOTENCY_KEY_MAX_LENGTH
 from prospectpro.store.db import Database
-from prospectpro.store.schema import campaigns, discovery_jobs
+from prospectpro.store.schema import campaigns, discovery_jobs, users
 
 from tests.api.conftest import LiveServer
 from tests.api.helpers import CAFES, assert_error, new_api_key
@@ -113,8 +116,148 @@ def test_without_a_key_every_submission_is_new(idle_server: LiveServer) -> None:
     key = new_api_key(idle_server.db)
     with idle_server.client(key) as client:
         ids = {client.post(URL, json=CAFES).json()["job_id"] for _ in range(3)}
-        ids.add(client.post(URL, json=CAFES, headers={"Idempotency-Key": ""}).json()["job_id"])
-    assert len(ids) == 4
+    assert len(ids) == 3
+
+
+MALFORMED_KEYS = ["", "a b", "tab\tinside", "x" * (IDEMPOTENCY_KEY_MAX_LENGTH + 1), b"caf\xe9"]
+
+
+# Regression test; the bug it caught (since fixed): an empty Idempotency-Key was "no key" on lookup but stored
+# in the unique (owner, key) column, so the owner's next empty key was a 500 (IntegrityError).
+@pytest.mark.parametrize("path", [URL, COMPAT])
+@pytest.mark.parametrize("key", MALFORMED_KEYS, ids=["empty", "space", "tab", "too-long", "latin-1"])
+def test_an_empty_overlong_or_invisible_key_is_422_and_writes_nothing(
+    idle_server: LiveServer, path: str, key: str | bytes
+) -> None:
+    body = CAFES if path == URL else {"businessType": "cafe", "location": "Helsinki"}
+    api_key = new_api_key(idle_server.db)
+    users_before = count(idle_server, users)
+    with idle_server.client() as anonymous, idle_server.client(api_key) as keyed:
+        for client in (anonymous, keyed, keyed):  # twice for one owner: the second used to be the 500
+            response = client.post(path, json=body, headers={"Idempotency-Key": key})
+            error = assert_error(response, 422, "invalid_input")
+            assert "Idempotency-Key must be 1–" in error["error"]["message"]
+            assert "set-cookie" not in response.headers  # no session opened for a refused request
+            assert error.get("success", False) is False
+    assert count(idle_server, discovery_jobs) == 0
+    assert count(idle_server, users) == users_before
+
+
+@pytest.mark.parametrize("path", [URL, COMPAT])
+def test_the_longest_key_of_visible_characters_is_accepted(idle_server: LiveServer, path: str) -> None:
+    body = CAFES if path == URL else {"businessType": "cafe", "location": "Helsinki"}
+    key = "!~" + "k" * (IDEMPOTENCY_KEY_MAX_LENGTH - 2)
+    with idle_server.client(new_api_key(idle_server.db)) as client:
+        first = client.post(path, json=body, headers={"Idempotency-Key": key})
+        again = client.post(path, json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == again.status_code == 202
+    assert len(jobs_with_key(idle_server, key)) == 1
+
+
+def test_the_key_rule_is_in_the_openapi_schema(idle_server: LiveServer) -> None:
+    with idle_server.client() as client:
+        spec = client.get("/openapi.json").json()
+    for path in (URL, COMPAT):
+        [param] = [p for p in spec["paths"][path]["post"]["parameters"] if p["name"] == "Idempotency-Key"]
+        schema = param["schema"]
+        assert (schema["minLength"], schema["maxLength"]) == (1, IDEMPOTENCY_KEY_MAX_LENGTH)
+        assert schema["pattern"] == rf"^[\x21-\x7E]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$"
+
+
+class HeldWriter:
+    """Holds the API's group-commit writer in its first group until released, so that the
+    requests sent meanwhile are written together, as one group."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered, self.released = threading.Event(), threading.Event()
+        self.groups: list[int] = []
+        real = submitter_module.write_submissions
+
+        def held(db: Any, settings: Any, requests: Any) -> Any:
+            self.groups.append(len(requests))
+            if len(self.groups) == 1:
+                self.entered.set()
+                assert self.released.wait(20), "the test never released the writer"
+            return real(db, settings, requests)
+
+        monkeypatch.setattr(submitter_module, "write_submissions", held)
+
+
+def owner_of(server: LiveServer, job_id: str) -> str:
+    with server.db.read() as conn:
+        return conn.execute(select(discovery_jobs.c.owner_id).where(discovery_jobs.c.id == job_id)).scalar_one()
+
+
+def jobs_of(server: LiveServer, owner_id: str) -> list[str]:
+    with server.db.read() as conn:
+        return list(conn.execute(select(discovery_jobs.c.id).where(discovery_jobs.c.owner_id == owner_id)).scalars())
+
+
+# Regression test; the bug it caught (since fixed): a tenant's two empty keys in one group commit raised an
+# IntegrityError that the group writer handed to every request of the group, other tenants' included, even
+# those whose jobs the one-by-one fallback had committed: they got a 500 for a job that exists.
+@pytest.mark.parametrize("faulty", ["api_key", "anonymous"])
+def test_an_empty_key_does_not_disturb_another_tenant_in_the_same_group(
+    idle_server: LiveServer, monkeypatch: pytest.MonkeyPatch, faulty: str
+) -> None:
+    server = idle_server
+    with server.client() as browser:  # the anonymous tenant: a session cookie from its first submission
+        opened = browser.post(URL, json=CAFES)
+        assert opened.status_code == 202
+        cookies = dict(browser.cookies)
+    tenants: dict[str, dict[str, Any]] = {
+        "anonymous": {"cookies": cookies},
+        "api_key": {"token": new_api_key(server.db, "keyed")},
+        "third": {"token": new_api_key(server.db, "third")},
+    }
+    innocent = "anonymous" if faulty == "api_key" else "api_key"
+    sent = [
+        (faulty, {"Idempotency-Key": ""}),
+        (innocent, {"Idempotency-Key": "mine-1"}),
+        (faulty, {"Idempotency-Key": ""}),
+        (innocent, {}),
+        (faulty, {"Idempotency-Key": ""}),
+    ]
+    submitter = server.server.config.app.state.submitter
+    writer = HeldWriter(monkeypatch)
+    answers: dict[int, Any] = {}
+
+    def post(i: int, tenant: str, headers: dict[str, str]) -> None:
+        with server.client(**tenants[tenant]) as client:
+            answers[i] = client.post(URL, json=CAFES, headers=headers)
+
+    blocker = threading.Thread(target=post, args=(-1, "third", {}))  # its group holds the writer
+    blocker.start()
+    assert writer.entered.wait(10)
+    threads = [threading.Thread(target=post, args=(i, tenant, headers)) for i, (tenant, headers) in enumerate(sent)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 15
+    while submitter._queue.qsize() + len(answers) < len(sent):  # each one queued behind the writer, or answered
+        assert time.monotonic() < deadline, "the requests never queued"
+        time.sleep(0.005)
+    writer.released.set()
+    for t in [blocker, *threads]:
+        t.join(30)
+
+    assert answers[-1].status_code == 202
+    for i, (tenant, headers) in enumerate(sent):
+        if tenant == faulty:
+            assert_error(answers[i], 422, "invalid_input")
+    mine, plain = answers[1], answers[3]
+    assert mine.status_code == 202 and mine.json()["created"] is True, mine.text
+    assert plain.status_code == 202 and plain.json()["created"] is True, plain.text
+    owner = owner_of(server, mine.json()["job_id"])
+    assert owner_of(server, plain.json()["job_id"]) == owner
+    assert writer.groups[0] == 1 and max(writer.groups[1:]) >= 2, writer.groups  # the two were one group
+    # The innocent tenant's jobs: exactly the ones it was told about, and its retry finds the first.
+    told = {mine.json()["job_id"], plain.json()["job_id"]} | ({opened.json()["job_id"]} if innocent == "anonymous" else set())
+    assert set(jobs_of(server, owner)) == told
+    with server.client(**tenants[innocent]) as client:
+        retry = client.post(URL, json=CAFES, headers={"Idempotency-Key": "mine-1"})
+    assert retry.status_code == 202 and retry.json()["created"] is False
+    assert retry.json()["job_id"] == mine.json()["job_id"]
+    assert len(jobs_with_key(server, "")) == 0 and len(jobs_with_key(server, "mine-1")) == 1
 
 
 def test_compat_endpoint_honours_the_key(idle_server: LiveServer) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest, JobStatus
@@ -15,7 +17,14 @@ from prospectpro.errors import Conflict, InvalidInput, RateLimited, UserError
 from prospectpro.jobs.queue import get_job
 from prospectpro.places.importer import ensure_bundled_places
 from prospectpro.services import submissions
-from prospectpro.services.submissions import Submission, SubmitRequest, submit_campaign, write_submissions
+from prospectpro.services.submissions import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    Submission,
+    SubmitRequest,
+    check_idempotency_key,
+    submit_campaign,
+    write_submissions,
+)
 from prospectpro.services.users import authenticate, create_user
 from prospectpro.store.db import Database
 from prospectpro.store.schema import (
@@ -303,14 +312,14 @@ def test_concurrent_submissions_with_one_key_end_with_one_job(
 ) -> None:
     """Both look before either inserts; the unique index refuses one, which then answers with the winner's job."""
     fallbacks = 0
-    real_write_alone = submissions._write_alone
+    real_write_each_alone = submissions._write_each_alone
 
-    def counting_write_alone(*args: Any, **kwargs: Any) -> Any:
+    def counting_write_each_alone(*args: Any, **kwargs: Any) -> Any:
         nonlocal fallbacks
         fallbacks += 1
-        return real_write_alone(*args, **kwargs)
+        return real_write_each_alone(*args, **kwargs)
 
-    monkeypatch.setattr(submissions, "_write_alone", counting_write_alone)
+    monkeypatch.setattr(submissions, "_write_each_alone", counting_write_each_alone)
     owner = new_owner(pg_db)
     handles = [pg_db, Database(pg_db.url)]  # as two API processes
     rounds = 15
@@ -365,6 +374,217 @@ def test_a_group_that_loses_a_key_race_still_writes_its_other_requests(pg_db: Da
     assert count(pg_db, discovery_jobs, discovery_jobs.c.idempotency_key == "raced-2") == 1
     assert count(pg_db, users, users.c.kind == "anonymous") == 2  # no session left behind by a rolled-back try
     assert count(pg_db, discovery_jobs) == 2 + 1 + 2
+
+
+# -- one request's failure is its own ------------------------------------------------------
+
+
+def jobs_of(db: Database, owner: str) -> list[Any]:
+    return rows(db, discovery_jobs, discovery_jobs.c.owner_id == owner)
+
+
+@pytest.mark.parametrize(
+    "key", ["a", "~" * IDEMPOTENCY_KEY_MAX_LENGTH, "!#$%&'*+-.^_`|~09AZaz", "order-7:2024/05/01"]
+)
+def test_a_key_of_visible_ascii_characters_is_accepted(key: str) -> None:
+    assert check_idempotency_key(key) == key
+
+
+@pytest.mark.parametrize(
+    "key", ["", " ", "a b", "a\tb", "tab\t", "abc\n", "nul\x00", "del\x7f", "é", "ключ", "x" * (IDEMPOTENCY_KEY_MAX_LENGTH + 1)]
+)
+def test_an_empty_overlong_or_invisible_key_is_refused(key: str) -> None:
+    with pytest.raises(InvalidInput, match="Idempotency-Key must be 1–"):
+        check_idempotency_key(key)
+
+
+# Regression test; the bug it caught (since fixed): '' was "no key" on lookup but stored in the unique
+# (owner, key) column; the second such request raised IntegrityError, the one-by-one fallback re-raised
+# it, and every request of the group got it, including those the fallback had already committed.
+def test_an_empty_key_is_refused_alone_and_another_tenant_in_the_group_gets_its_one_job(any_db: Database) -> None:
+    alice, bob = new_owner(any_db, "alice"), new_owner(any_db, "bob")
+    [first] = write_submissions(any_db, SETTINGS, [SubmitRequest(HERE, owner_id=alice, idempotency_key="")])
+    outcomes = write_submissions(
+        any_db,
+        SETTINGS,
+        [
+            SubmitRequest(HERE, owner_id=alice, idempotency_key=""),
+            SubmitRequest(HERE, owner_id=bob, idempotency_key="bob-1"),
+            SubmitRequest(HERE, owner_id=alice, idempotency_key=""),
+            SubmitRequest(HERE, owner_id=alice, idempotency_key="x" * (IDEMPOTENCY_KEY_MAX_LENGTH + 1)),
+            SubmitRequest(HERE, owner_id=alice, idempotency_key="a b"),
+            SubmitRequest(HERE, owner_id=bob),
+            SubmitRequest(HERE, session_limit=("203.0.113.5", 5)),  # a third tenant: a new anonymous session
+            SubmitRequest(HERE, owner_id=alice, idempotency_key="k" * IDEMPOTENCY_KEY_MAX_LENGTH),
+        ],
+    )
+    empty, keyed, empty_again, overlong, spaced, plain, anonymous, longest = outcomes
+    for refused in (first, empty, empty_again, overlong, spaced):
+        assert isinstance(refused, InvalidInput) and "Idempotency-Key" in refused.message, refused
+    assert isinstance(keyed, Submission) and keyed.created and keyed.job.owner_id == bob
+    assert isinstance(plain, Submission) and plain.created and plain.job.owner_id == bob
+    assert isinstance(anonymous, Submission) and anonymous.session is not None
+    assert isinstance(longest, Submission) and longest.created and longest.job.owner_id == alice
+    assert sorted(r.id for r in jobs_of(any_db, bob)) == sorted([keyed.job.id, plain.job.id])
+    assert [r.id for r in jobs_of(any_db, alice)] == [longest.job.id]
+    assert count(any_db, discovery_jobs, discovery_jobs.c.idempotency_key == "") == 0
+    assert count(any_db, discovery_jobs) == 4
+    assert count(any_db, users, users.c.kind == "anonymous") == 1
+
+
+def test_a_prepared_request_with_an_empty_key_is_refused_too(any_db: Database) -> None:
+    """Defence in depth: whatever an edge hands the writer, '' is never stored."""
+    prepared = submissions.prepare_campaign(any_db, HERE)
+    [refused] = write_submissions(any_db, SETTINGS, [SubmitRequest(prepared, owner_id=LOCAL_USER_ID, idempotency_key="")])
+    assert isinstance(refused, InvalidInput)
+    with pytest.raises(InvalidInput):
+        submit_campaign(any_db, SETTINGS, LOCAL_USER_ID, HERE, idempotency_key="")
+    assert count(any_db, discovery_jobs) == 0
+
+
+@pytest.mark.postgres
+def test_a_value_the_database_refuses_fails_its_request_alone(pg_db: Database) -> None:
+    """A DataError (here: a location label over campaigns.location's 300 characters) is that request's outcome."""
+    alice, bob = new_owner(pg_db, "alice"), new_owner(pg_db, "bob")
+    prepared = submissions.prepare_campaign(pg_db, HERE)
+    too_long = dataclasses.replace(prepared, area=dataclasses.replace(prepared.area, label="x" * 400))
+    outcomes = write_submissions(
+        pg_db,
+        SETTINGS,
+        [
+            SubmitRequest(HERE, owner_id=bob, idempotency_key="bob-1"),
+            SubmitRequest(too_long, owner_id=alice, idempotency_key="alice-1"),
+            SubmitRequest(HERE, owner_id=bob),
+            SubmitRequest(HERE),
+        ],
+    )
+    keyed, refused, plain, anonymous = outcomes
+    assert isinstance(refused, DataError)
+    assert all(isinstance(o, Submission) and o.created for o in (keyed, plain, anonymous)), outcomes
+    assert len(jobs_of(pg_db, bob)) == 2 and jobs_of(pg_db, alice) == []
+    assert count(pg_db, discovery_jobs) == count(pg_db, campaigns) == 3
+    # Alone too (the CLI's path): the same error, raised.
+    with pytest.raises(DataError):
+        submit_campaign(pg_db, SETTINGS, alice, too_long)
+
+
+def fail_groups_and(monkeypatch: pytest.MonkeyPatch, alone: Callable[[Any], None]) -> list[int]:
+    """insert_jobs refuses every group of more than one (as a lost key race would), and calls
+    ``alone(new_job)`` before writing a job alone. Returns the sizes it was called with."""
+    real = submissions.insert_jobs
+    sizes: list[int] = []
+
+    def insert_jobs(conn: Any, new_jobs: Any, now: Any = None) -> Any:
+        if not new_jobs:  # a request answered by an earlier job writes none
+            return real(conn, new_jobs, now)
+        sizes.append(len(new_jobs))
+        if len(new_jobs) > 1:
+            raise IntegrityError("INSERT INTO discovery_jobs …", {}, Exception("duplicate key value"))
+        alone(new_jobs[0])
+        return real(conn, new_jobs, now)
+
+    monkeypatch.setattr(submissions, "insert_jobs", insert_jobs)
+    return sizes
+
+
+# Regression test; the bug it caught (since fixed): the one-by-one fallback caught only DataError; any other
+# error of one request escaped write_submissions, and the requests it had already committed got that error.
+def test_an_unexpected_error_in_the_fallback_is_that_request_s_alone(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = new_owner(any_db, "alice"), new_owner(any_db, "bob")
+    failure = RuntimeError("a bug that only alice's request meets")
+
+    def alone(new_job: Any) -> None:
+        if new_job.owner_id == alice:
+            raise failure
+
+    sizes = fail_groups_and(monkeypatch, alone)
+    outcomes = write_submissions(
+        any_db,
+        SETTINGS,
+        [
+            SubmitRequest(HERE, owner_id=bob, idempotency_key="bob-1"),  # committed before alice's fails
+            SubmitRequest(HERE, owner_id=alice),
+            SubmitRequest(HERE),  # anonymous, after it
+            SubmitRequest(HERE, owner_id=bob, idempotency_key="bob-1"),  # bob's retry in the same group
+            SubmitRequest(NOWHERE, owner_id=bob),  # refused before any write
+        ],
+    )
+    keyed, failed, anonymous, retry, invalid = outcomes
+    assert failed is failure
+    assert isinstance(keyed, Submission) and keyed.created
+    assert isinstance(retry, Submission) and not retry.created and retry.job.id == keyed.job.id
+    assert isinstance(anonymous, Submission) and anonymous.session is not None
+    assert isinstance(invalid, InvalidInput)
+    assert sizes[0] == 3 and sizes[1:] == [1, 1, 1]  # the group, then each new submission alone
+    assert [r.id for r in jobs_of(any_db, bob)] == [keyed.job.id]
+    assert jobs_of(any_db, alice) == []
+    assert count(any_db, discovery_jobs) == count(any_db, campaigns) == count(any_db, job_events) == 2
+    assert count(any_db, users, users.c.kind == "anonymous") == 1  # the rolled-back tries left no session
+
+
+def test_a_database_failure_answers_each_request_of_its_transaction_with_it(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing of the transaction was written: each of its requests gets the OperationalError (a 503 at the
+    API), nobody tries again one by one, and a request refused before the transaction keeps its own refusal."""
+    failure = OperationalError("INSERT INTO discovery_jobs …", {}, Exception("server closed the connection"))
+    calls: list[int] = []
+
+    def insert_jobs(conn: Any, new_jobs: Any, now: Any = None) -> Any:
+        calls.append(len(new_jobs))
+        raise failure
+
+    monkeypatch.setattr(submissions, "insert_jobs", insert_jobs)
+    owner = new_owner(any_db)
+    outcomes = write_submissions(
+        any_db,
+        SETTINGS,
+        [SubmitRequest(HERE, owner_id=owner), SubmitRequest(NOWHERE, owner_id=owner), SubmitRequest(HERE)],
+    )
+    assert outcomes[0] is failure and outcomes[2] is failure
+    assert isinstance(outcomes[1], InvalidInput)
+    assert calls == [2]
+    assert count(any_db, discovery_jobs) == 0 and count(any_db, users, users.c.kind == "anonymous") == 0
+
+
+def test_the_database_failing_during_the_fallback_ends_it(any_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the database has failed, the requests not yet written alone get that error without a try each
+    (each could wait out the write-lock timeout); the ones already written keep their jobs."""
+    down = OperationalError("BEGIN", {}, Exception("database is locked"))
+    tried: list[str] = []
+    owners = [new_owner(any_db, f"u{i}") for i in range(4)]
+
+    def alone(new_job: Any) -> None:
+        tried.append(new_job.owner_id)
+        if new_job.owner_id == owners[1]:
+            raise down
+
+    fail_groups_and(monkeypatch, alone)
+    outcomes = write_submissions(any_db, SETTINGS, [SubmitRequest(HERE, owner_id=o) for o in owners])
+    assert isinstance(outcomes[0], Submission)
+    assert outcomes[1:] == [down, down, down]
+    assert tried == owners[:2]
+    assert [r.id for r in rows(any_db, discovery_jobs)] == [outcomes[0].job.id]
+
+
+# Regression test; the bug it caught (since fixed): an error raised once the group's transaction had committed
+# (by a commit listener) escaped write_submissions, so every request of the group got an error for a job that exists.
+def test_an_error_after_the_commit_leaves_each_request_its_job(any_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    def publish(job_id: str) -> None:
+        raise RuntimeError("a listener failed after the commit")
+
+    monkeypatch.setattr(any_db.notifier, "publish", publish)
+    alice, bob = new_owner(any_db, "alice"), new_owner(any_db, "bob")
+    outcomes = write_submissions(
+        any_db,
+        SETTINGS,
+        [SubmitRequest(HERE, owner_id=alice, idempotency_key="a-1"), SubmitRequest(HERE, owner_id=bob), SubmitRequest(HERE)],
+    )
+    assert all(isinstance(o, Submission) and o.created for o in outcomes), outcomes
+    assert count(any_db, discovery_jobs) == 3  # written once: not again one by one
+    assert {r.id for r in rows(any_db, discovery_jobs)} == {o.job.id for o in outcomes if isinstance(o, Submission)}
 
 
 # -- found while testing -----------------------------------------------------------------

@@ -10,16 +10,18 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest
 from prospectpro.errors import InvalidInput
+from prospectpro.services import submissions as submissions_module
 from prospectpro.services import submitter as submitter_module
 from prospectpro.services.submissions import Submission, SubmitRequest, write_submissions
+from prospectpro.services.users import create_user
 from prospectpro.services.submitter import Submitter
 from prospectpro.store.db import Database
-from prospectpro.store.schema import LOCAL_USER_ID, discovery_jobs
+from prospectpro.store.schema import LOCAL_USER_ID, discovery_jobs, users
 
 SETTINGS = Settings(import_bundled_places=False)
 HERE = CampaignRequest(business_type="cafe", location="60.17,24.94")
@@ -249,3 +251,98 @@ def test_a_submission_racing_with_stop_is_answered(db: Database, recorder: Recor
         client.join(10)
     assert isinstance(first[0], Submission)
     assert isinstance(outcome, Submission | RuntimeError)
+
+
+def as_one_group(running: Submitter, recorder: Recorder, requests: list[SubmitRequest]) -> list[Any]:
+    """Each request's outcome (or exception), the requests written as one group: the writer is held
+    in a first group of one until they are all queued behind it."""
+    gate = Gate()
+    recorder.behaviour = lambda n, d, s, r: (gate.hold() if n == 1 else None, write_submissions(d, s, r))[1]
+
+    async def main() -> list[Any]:
+        first = asyncio.ensure_future(running.submit(request()))
+        await wait_for(gate.entered.is_set)
+        tasks = [asyncio.ensure_future(running.submit(r)) for r in requests]
+        await wait_for(lambda: running._queue.qsize() == len(requests))
+        gate.release.set()
+        assert isinstance(await first, Submission)
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    outcomes = asyncio.run(asyncio.wait_for(main(), 30))
+    assert recorder.groups[:2] == [1, len(requests)]
+    return outcomes
+
+
+def owners_jobs(db: Database, owner: str) -> list[str]:
+    with db.read() as conn:
+        return list(conn.execute(select(discovery_jobs.c.id).where(discovery_jobs.c.owner_id == owner)).scalars())
+
+
+# Regression test; the bug it caught (since fixed): an error of one request in the one-by-one fallback escaped
+# write_submissions, and Submitter._write handed it to every waiter of the group, including those whose jobs
+# the fallback had already committed (clients got 500 for jobs that exist; retrying ones made duplicates).
+def test_a_request_that_fails_alone_fails_no_other_waiter(
+    any_db: Database, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = create_user(any_db, "alice")[0].user_id, create_user(any_db, "bob")[0].user_id
+    failure = RuntimeError("only alice's request meets this")
+    real = submissions_module.insert_jobs
+
+    def insert_jobs(conn: Any, new_jobs: Any, now: Any = None) -> Any:
+        if len(new_jobs) > 1:  # the group fails as a lost key race would: each is written again alone
+            raise IntegrityError("INSERT INTO discovery_jobs …", {}, Exception("duplicate key value"))
+        if new_jobs and new_jobs[0].owner_id == alice:
+            raise failure
+        return real(conn, new_jobs, now)
+
+    monkeypatch.setattr(submissions_module, "insert_jobs", insert_jobs)
+    sub = Submitter(any_db, SETTINGS).start()
+    try:
+        keyed, failed, anonymous, plain, invalid = as_one_group(
+            sub,
+            recorder,
+            [
+                request(owner_id=bob, idempotency_key="bob-1"),
+                request(owner_id=alice),
+                SubmitRequest(HERE),  # anonymous: opens a session
+                request(owner_id=bob),
+                request(NOWHERE, owner_id=bob),
+            ],
+        )
+    finally:
+        sub.stop()
+    assert failed is failure
+    assert isinstance(keyed, Submission) and isinstance(plain, Submission) and isinstance(anonymous, Submission)
+    assert isinstance(invalid, InvalidInput)
+    assert sorted(owners_jobs(any_db, bob)) == sorted([keyed.job.id, plain.job.id])
+    assert owners_jobs(any_db, alice) == []
+    assert owners_jobs(any_db, anonymous.job.owner_id) == [anonymous.job.id]
+    assert count_jobs(any_db) == 1 + 3  # the first (held) group's, and one per committed request
+
+
+def test_a_database_failure_reaches_the_waiters_of_its_transaction_as_an_operational_error(
+    any_db: Database, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OperationalError stays one (the API answers 503 with Retry-After); a request refused before the
+    transaction keeps its own answer; the writer goes on."""
+    failure = OperationalError("INSERT INTO discovery_jobs …", {}, Exception("the database system is shutting down"))
+    real = submissions_module.insert_jobs
+
+    def insert_jobs(conn: Any, new_jobs: Any, now: Any = None) -> Any:
+        if len(new_jobs) > 1:
+            raise failure
+        return real(conn, new_jobs, now)
+
+    monkeypatch.setattr(submissions_module, "insert_jobs", insert_jobs)
+    sub = Submitter(any_db, SETTINGS).start()
+    try:
+        outcomes = as_one_group(sub, recorder, [request(), request(NOWHERE), SubmitRequest(HERE), request()])
+        after = asyncio.run(sub.submit(request()))
+    finally:
+        sub.stop()
+    assert isinstance(outcomes[1], InvalidInput)
+    assert [o is failure for o in outcomes] == [True, False, True, True]
+    assert isinstance(after, Submission)
+    assert count_jobs(any_db) == 2  # the held group's and the one after
+    with any_db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(users).where(users.c.kind == "anonymous")).scalar_one() == 0

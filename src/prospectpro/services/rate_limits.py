@@ -1,9 +1,15 @@
 """Rate limits kept in the store: a token bucket per key, spent inside the caller's transaction.
 
+Two limits, each asked for in one call per transaction: new anonymous
+sessions per client address (``admit_sessions``) and submissions per owner
+(``admit_submissions``). Each answers, per request, None (admitted: its
+token is spent) or the refusal to give that request.
+
 Counted in the database, so a limit holds across API processes: SQLite holds
-the write lock, and on PostgreSQL the upsert below locks each bucket's row
-(taken in key order within a call, and "session:…" keys before "submit:…"
-ones, so two transactions never wait on each other in a circle).
+the write lock, and on PostgreSQL the upsert below locks each bucket's row,
+taken in key order within a call. A transaction that needs both asks for
+sessions first ("session:…" rows before "submit:…" ones), so two transactions
+never wait on each other in a circle.
 """
 
 from __future__ import annotations
@@ -27,17 +33,27 @@ _UPDATE_BUCKET = (
 )
 
 
-def new_session_bucket(limit: tuple[str, int]) -> tuple[str, Rate]:
-    """The bucket a new anonymous session spends from: (client address, sessions per minute)."""
-    address, per_minute = limit
-    return f"session:{address}", Rate(per_minute)
+def admit_sessions(conn: Connection, limits: Sequence[tuple[str, int]], now: datetime) -> list[RateLimited | None]:
+    """One new anonymous session per (client address, sessions per minute): None where admitted, else the refusal."""
+    waits = _spend(conn, [(f"session:{address}", Rate(per_minute)) for address, per_minute in limits], now)
+    return [
+        RateLimited("too many new sessions from this address; try again later", retry_after=wait) if wait else None
+        for wait in waits
+    ]
 
 
-def too_many_sessions(wait: int) -> RateLimited:
-    return RateLimited("too many new sessions from this address; try again later", retry_after=wait)
+def admit_submissions(conn: Connection, rates: Sequence[tuple[str, int]], now: datetime) -> list[RateLimited | None]:
+    """One new submission per (owner, campaigns per minute): None where admitted, else the refusal."""
+    waits = _spend(conn, [(f"submit:{owner}", Rate(per_minute)) for owner, per_minute in rates], now)
+    return [
+        RateLimited(f"at most {per_minute} campaigns per minute; try again in {wait} s", retry_after=wait)
+        if wait
+        else None
+        for (_, per_minute), wait in zip(rates, waits, strict=True)
+    ]
 
 
-def spend(conn: Connection, wanted: Sequence[tuple[str, Rate]], now: datetime) -> list[int]:
+def _spend(conn: Connection, wanted: Sequence[tuple[str, Rate]], now: datetime) -> list[int]:
     """One token per (key, rate), in order: 0 where it was spent, else the seconds to wait.
 
     A key's first rate is its bucket's capacity for this call.

@@ -1,12 +1,20 @@
 """Submitting campaigns: one short transaction for a whole group of them.
 
 Everything that can refuse a submission happens here, in this order: the
-request is prepared (business type and location resolved, from the local
-places index only), a new anonymous session is admitted (per client address),
-an Idempotency-Key is looked up, the owner's rate is checked; both limits are
-token buckets in the store (``services.rate_limits``). Then the group's new sessions,
-campaigns, jobs and first events are written with one statement per table
-and committed once. No provider is called on this path.
+request is checked and prepared (its Idempotency-Key's form; business type and
+location resolved, from the local places index only), a new anonymous session
+is admitted (per client address), an Idempotency-Key is looked up, the owner's
+rate is checked; both limits are token buckets in the store
+(``services.rate_limits``). Then the group's new campaigns, jobs and first
+events are written with one statement per table and committed once. No
+provider is called on this path.
+
+Every request of a group has its own outcome, and only its own: each step below
+acts on the requests that have none yet. If the group's transaction fails
+because of one of its requests (a value the database refused, a key raced by
+another process, a bug), nothing of it was written and each request is
+written again alone. If the database itself failed, nothing was written and
+each request gets that error.
 
 The CLI submits one campaign at a time (``submit_campaign``); the API hands
 its requests to a ``Submitter``, which writes whatever is waiting as one group.
@@ -14,29 +22,44 @@ its requests to a ``Submitter``, which writes whatever is waiting as one group.
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest, JobStatus
-from prospectpro.domain.rate import Rate
-from prospectpro.errors import Conflict, RateLimited, UserError
+from prospectpro.errors import Conflict, InvalidInput
 from prospectpro.jobs.model import Job, utcnow
 from prospectpro.jobs.queue import NewJob, insert_jobs
 from prospectpro.services.campaigns import PreparedCampaign, prepare_campaign
-from prospectpro.services.rate_limits import new_session_bucket, spend, too_many_sessions
+from prospectpro.services.rate_limits import admit_sessions, admit_submissions
 from prospectpro.services.users import Principal, insert_sessions
 from prospectpro.store.db import Database
 from prospectpro.store.schema import campaigns, discovery_jobs
 
+log = logging.getLogger(__name__)
+
 _INSERT_CAMPAIGN = campaigns.insert()
+
+# An Idempotency-Key: visible ASCII (0x21-0x7E), at most what the store's column holds.
+IDEMPOTENCY_KEY_MAX_LENGTH: int = discovery_jobs.c.idempotency_key.type.length  # type: ignore[attr-defined]
+IDEMPOTENCY_KEY_PATTERN = rf"^[\x21-\x7E]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$"
+
+
+def check_idempotency_key(key: str) -> str:
+    """The key, or InvalidInput: the one rule for every edge that takes one (and for the writer itself)."""
+    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
+        raise InvalidInput(f"Idempotency-Key must be 1–{IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters")
+    return key
+
 
 @dataclass(frozen=True)
 class SubmitRequest:
@@ -67,8 +90,9 @@ class Submission:
         return notify.get("secret") if notify and self.created else None
 
 
-# A refusal is a UserError; a value the database refused is its DataError (a 500: validation missed it).
-Outcome = Submission | UserError | DataError
+# A refusal is a UserError. Any other exception failed that request alone (a value the database
+# refused: a 500, validation missed it), or its whole group (OperationalError: the database is down).
+Outcome = Submission | Exception
 
 
 def submit_campaign(
@@ -88,141 +112,209 @@ def submit_campaign(
     return outcome
 
 
+@dataclass(eq=False)
+class _Slot:
+    """One request on its way through ``write_submissions``.
+
+    What a write transaction decides (owner, session, twin, outcome) is undone
+    if that transaction fails, so that the request can be written again alone.
+    """
+
+    request: SubmitRequest
+    prepared: PreparedCampaign | None = None
+    owner: str | None = None
+    session: tuple[Principal, str] | None = None
+    twin: _Slot | None = None  # the group's first request with this owner and key: this one repeats it
+    outcome: Outcome | None = None
+
+    @property
+    def fresh(self) -> bool:
+        """Still to be written as a new campaign."""
+        return self.outcome is None and self.twin is None
+
+    def undo(self) -> None:
+        self.owner = self.session = self.twin = self.outcome = None
+
+
 def write_submissions(db: Database, settings: Settings, requests: Sequence[SubmitRequest]) -> list[Outcome]:
-    """Each request's submission, or the error that refused it; valid ones share one transaction."""
-    outcomes: dict[int, Outcome] = {}
-    ready: dict[int, PreparedCampaign] = {}
-    for i, request in enumerate(requests):
+    """Each request's submission, or the error that refused or failed it; valid ones share one transaction."""
+    slots = [_Slot(request) for request in requests]
+    for slot in slots:
+        _prepare(db, slot)
+    pending = [slot for slot in slots if slot.outcome is None]
+    if pending:
         try:
-            ready[i] = _prepare(db, request)
-        except UserError as exc:
-            outcomes[i] = exc
-    if ready:
-        try:
-            outcomes.update(_write(db, settings, requests, ready))
-        except (IntegrityError, DataError) as exc:
-            # IntegrityError: two API processes raced with one Idempotency-Key
-            # on PostgreSQL (both looked before either inserted); one by one,
-            # each loser answers with the winner's job. DataError: the database
-            # refused one request's values, which must not fail the rest of its group.
-            if len(ready) == 1 and isinstance(exc, DataError):
-                raise
-            for i, prepared in ready.items():
-                try:
-                    outcomes[i] = _write_alone(db, settings, requests[i], prepared)
-                except DataError as refused:
-                    outcomes[i] = refused
-    return [outcomes[i] for i in range(len(requests))]
-
-
-def _prepare(db: Database, request: SubmitRequest) -> PreparedCampaign:
-    if isinstance(request.campaign, PreparedCampaign):
-        return request.campaign
-    return prepare_campaign(db, request.campaign, notify_url=request.notify_url)
-
-
-def _write_alone(db: Database, settings: Settings, request: SubmitRequest, prepared: PreparedCampaign) -> Outcome:
-    try:
-        return _write(db, settings, [request], {0: prepared})[0]
-    except IntegrityError:
-        if not (request.owner_id and request.idempotency_key):
-            raise
-        with db.read() as conn:
-            try:
-                earlier = _earlier(conn, request.owner_id, request.idempotency_key, prepared.digest)
-            except UserError as exc:
-                return exc
-        if earlier is None:
-            raise
-        return earlier
-
-
-def _write(
-    db: Database, settings: Settings, requests: Sequence[SubmitRequest], ready: Mapping[int, PreparedCampaign]
-) -> dict[int, Outcome]:
-    now = utcnow()
-    outcomes: dict[int, Outcome] = {}
-    with db.write() as conn:
-        # A new anonymous session only for a request that validated, and within its address's limit.
-        anonymous = [i for i in ready if requests[i].owner_id is None]
-        limits = {i: limit for i in anonymous if (limit := requests[i].session_limit)}
-        waits = spend(conn, [new_session_bucket(limit) for limit in limits.values()], now)
-        for i, wait in zip(limits, waits):
-            if wait:
-                outcomes[i] = too_many_sessions(wait)
-        anonymous = [i for i in anonymous if i not in outcomes]
-        sessions = dict(zip(anonymous, insert_sessions(conn, [requests[i].session_label for i in anonymous])))
-        owners = {i: requests[i].owner_id or sessions[i][0].user_id for i in ready if i not in outcomes}
-
-        # An Idempotency-Key seen before (in the store, or earlier in this group) answers with that job.
-        first_with_key: dict[tuple[str, str], int] = {}
-        replays: dict[int, int] = {}
-        for i, prepared in ready.items():
-            key = requests[i].idempotency_key
-            if not key or i not in owners:
-                continue
-            if (owners[i], key) in first_with_key:
-                replays[i] = first_with_key[(owners[i], key)]
-                continue
-            try:
-                earlier = _earlier(conn, owners[i], key, prepared.digest)
-            except UserError as exc:
-                outcomes[i] = exc
-                continue
-            if earlier is not None:
-                outcomes[i] = earlier
+            _write(db, settings, pending)
+        except Exception as exc:
+            # (Logged without the statement's parameters: they hold webhook secrets.)
+            reason = f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}"
+            if _database_failed(exc):
+                log.warning("writing %d submissions failed, the database: %s", len(pending), reason)
+                for slot in pending:
+                    slot.outcome = exc
             else:
-                first_with_key[(owners[i], key)] = i
-
-        fresh = [i for i in ready if i not in outcomes and i not in replays]
-        limited = [i for i in fresh if requests[i].per_minute]
-        waits = spend(conn, [(f"submit:{owners[i]}", Rate(requests[i].per_minute or 0)) for i in limited], now)
-        for i, wait in zip(limited, waits):
-            if wait:
-                per_minute = requests[i].per_minute
-                outcomes[i] = RateLimited(
-                    f"at most {per_minute} campaigns per minute; try again in {wait} s", retry_after=wait
-                )
-        fresh = [i for i in fresh if i not in outcomes]
-
-        rows = {i: _campaign_row(owners[i], ready[i], now) for i in fresh}
-        if rows:
-            conn.execute(_INSERT_CAMPAIGN, list(rows.values()))
-        new_jobs = [
-            NewJob(
-                campaign_id=rows[i]["id"],
-                owner_id=owners[i],
-                config=_job_config(ready[i]),
-                max_attempts=settings.max_attempts,
-                idempotency_key=requests[i].idempotency_key,
-                request_hash=ready[i].digest,
-            )
-            for i in fresh
-        ]
-        for i, job in zip(fresh, insert_jobs(conn, new_jobs, now)):
-            outcomes[i] = Submission(job=job, campaign_id=job.campaign_id, created=True, session=sessions.get(i))
-
-    for i, first in replays.items():
-        outcomes[i] = _replay_of(outcomes[first], ready[i].digest, ready[first].digest)
-    return outcomes
+                log.warning("writing %d submissions together failed (%s); writing each alone", len(pending), reason)
+                _write_each_alone(db, settings, pending)
+    outcomes = [slot.outcome for slot in slots]
+    assert all(outcome is not None for outcome in outcomes), "every request is answered"
+    return outcomes  # type: ignore[return-value]
 
 
-def _replay_of(first: Outcome, digest: str, first_digest: str) -> Outcome:
-    if not isinstance(first, Submission):
-        return first
-    if digest != first_digest:
+def _prepare(db: Database, slot: _Slot) -> None:
+    request = slot.request
+    try:
+        if request.idempotency_key is not None:  # never stored unless well-formed (and never '')
+            check_idempotency_key(request.idempotency_key)
+        if isinstance(request.campaign, PreparedCampaign):
+            slot.prepared = request.campaign
+        else:
+            slot.prepared = prepare_campaign(db, request.campaign, notify_url=request.notify_url)
+    except Exception as exc:  # a refusal (UserError), or an error of this request alone
+        slot.outcome = exc
+
+
+def _database_failed(exc: Exception) -> bool:
+    """The database failed (down, restarting, locked), not one request: each alone would fail the same way."""
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+def _write_each_alone(db: Database, settings: Settings, slots: Sequence[_Slot]) -> None:
+    """The fallback: each request in a transaction of its own, its failure its own.
+
+    A key raced by another API process (on PostgreSQL both looked before either
+    inserted, and the unique index refused the loser) is found this time: that
+    request answers with the winner's job.
+    """
+    down: Exception | None = None
+    for slot in slots:
+        if down is not None:  # the database failed meanwhile: what is left was not written
+            slot.outcome = down
+            continue
+        try:
+            _write(db, settings, [slot])
+        except Exception as exc:
+            slot.outcome = exc
+            down = exc if _database_failed(exc) else None
+
+
+def _write(db: Database, settings: Settings, slots: Sequence[_Slot]) -> None:
+    """One transaction deciding each of these slots (prepared, with no outcome yet).
+
+    If it fails, it raises and the slots are undecided again: nothing was written.
+    """
+    now = utcnow()
+    written: list[_Slot] = []
+    try:
+        with db.write() as conn:
+            _open_sessions(conn, slots, now)
+            _find_earlier(conn, slots)
+            _spend_rates(conn, slots, now)
+            written = _insert(conn, settings, slots, now)
+    except Exception:
+        # An error once the statements ran may come with the commit done (after it, or a
+        # connection lost on its answer): then each of these jobs exists and is its request's answer.
+        if not (written and _committed(db, written[0])):
+            for slot in slots:
+                slot.undo()
+            raise
+        log.exception("%d submissions were committed, then an error was raised", len(written))
+    for slot in slots:
+        if slot.twin is not None:
+            slot.outcome = _replay_of(slot.twin, slot)
+
+
+def _open_sessions(conn: Connection, slots: Sequence[_Slot], now: datetime) -> None:
+    """Each request without an owner opens a new anonymous session, within its address's limit."""
+    anonymous = [slot for slot in slots if slot.request.owner_id is None]
+    limited = [slot for slot in anonymous if slot.request.session_limit]
+    limits = [slot.request.session_limit for slot in limited]
+    for slot, refused in zip(limited, admit_sessions(conn, limits, now), strict=True):  # type: ignore[arg-type]
+        slot.outcome = refused
+    opening = [slot for slot in anonymous if slot.outcome is None]
+    for slot, session in zip(opening, insert_sessions(conn, [s.request.session_label for s in opening]), strict=True):
+        slot.session = session
+    for slot in slots:
+        if slot.outcome is None:
+            slot.owner = slot.session[0].user_id if slot.session else slot.request.owner_id
+
+
+def _find_earlier(conn: Connection, slots: Sequence[_Slot]) -> None:
+    """An Idempotency-Key seen before answers with that job: in the store, or earlier in this group."""
+    first: dict[tuple[str | None, str], _Slot] = {}
+    for slot in slots:
+        key = slot.request.idempotency_key
+        if slot.outcome is not None or key is None:
+            continue
+        if (twin := first.get((slot.owner, key))) is not None:
+            slot.twin = twin
+            continue
+        assert slot.owner is not None and slot.prepared is not None
+        slot.outcome = _earlier(conn, slot.owner, key, slot.prepared.digest)
+        if slot.outcome is None:
+            first[(slot.owner, key)] = slot
+
+
+def _spend_rates(conn: Connection, slots: Sequence[_Slot], now: datetime) -> None:
+    """The owner's rate: spent by each new submission, not by an answer from an earlier one."""
+    limited = [slot for slot in slots if slot.fresh and slot.request.per_minute]
+    rates = [(str(slot.owner), slot.request.per_minute or 0) for slot in limited]
+    for slot, refused in zip(limited, admit_submissions(conn, rates, now), strict=True):
+        slot.outcome = refused
+
+
+def _insert(conn: Connection, settings: Settings, slots: Sequence[_Slot], now: datetime) -> list[_Slot]:
+    """The new campaigns, jobs and first events: one statement per table. Returns the slots written."""
+    fresh = [slot for slot in slots if slot.fresh]
+    rows = [_campaign_row(slot.owner, slot.prepared, now) for slot in fresh]  # type: ignore[arg-type]
+    if rows:
+        conn.execute(_INSERT_CAMPAIGN, rows)
+    new_jobs = [
+        NewJob(
+            campaign_id=row["id"],
+            owner_id=row["owner_id"],
+            config=_job_config(slot.prepared),  # type: ignore[arg-type]
+            max_attempts=settings.max_attempts,
+            idempotency_key=slot.request.idempotency_key,
+            request_hash=slot.prepared.digest,  # type: ignore[union-attr]
+        )
+        for slot, row in zip(fresh, rows, strict=True)
+    ]
+    for slot, job in zip(fresh, insert_jobs(conn, new_jobs, now), strict=True):
+        slot.outcome = Submission(job=job, campaign_id=job.campaign_id, created=True, session=slot.session)
+    return fresh
+
+
+def _committed(db: Database, slot: _Slot) -> bool:
+    """Whether the transaction that wrote this slot's job committed after all (the job is in the store)."""
+    assert isinstance(slot.outcome, Submission)
+    job_id = slot.outcome.job.id
+    try:
+        with db.read() as conn:
+            return conn.execute(select(discovery_jobs.c.id).where(discovery_jobs.c.id == job_id)).first() is not None
+    except Exception:  # the database cannot tell: answer as its error says, not written
+        log.warning("could not check whether job %s was committed", job_id, exc_info=True)
+        return False
+
+
+def _replay_of(first: _Slot, slot: _Slot) -> Outcome:
+    """The answer to a request repeating the group's first one with its owner and key."""
+    assert first.prepared is not None and slot.prepared is not None
+    if slot.prepared.digest != first.prepared.digest:
         return Conflict("this Idempotency-Key was already used with a different request")
-    return Submission(job=first.job, campaign_id=first.campaign_id, created=False)
+    if isinstance(first.outcome, Submission):
+        return Submission(job=first.outcome.job, campaign_id=first.outcome.campaign_id, created=False)
+    assert first.outcome is not None
+    return first.outcome  # the same request, refused (or failed) as the first was
 
 
-def _earlier(conn: Connection, owner_id: str, key: str, digest: str) -> Submission | None:
+def _earlier(conn: Connection, owner_id: str, key: str, digest: str) -> Outcome | None:
     row = conn.execute(
         select(discovery_jobs).where(discovery_jobs.c.owner_id == owner_id, discovery_jobs.c.idempotency_key == key)
     ).first()
     if row is None:
         return None
     if row.request_hash != digest:
-        raise Conflict("this Idempotency-Key was already used with a different request")
+        return Conflict("this Idempotency-Key was already used with a different request")
     job = Job.from_row(row)
     return Submission(job=job, campaign_id=job.campaign_id, created=False)
 

@@ -87,15 +87,20 @@ class Submitter:
                 return
 
     def _write(self, group: list[_Waiting]) -> None:
-        outcomes: list[Outcome | BaseException]
+        # write_submissions answers each request with its own outcome, a database
+        # failure included (that one reaches every request of the transaction it
+        # failed, as an OperationalError: the API's 503). Only if it raises, it
+        # answered none, so the one error is each request's.
+        outcomes: list[Outcome]
         try:
-            outcomes = list(write_submissions(self.db, self.settings, [request for request, _, _ in group]))
-        except Exception as exc:  # the database failed: every request of the group gets the error
+            outcomes = write_submissions(self.db, self.settings, [request for request, _, _ in group])
+            if len(outcomes) != len(group):
+                raise RuntimeError(f"{len(outcomes)} outcomes for {len(group)} submissions")
+        except Exception as exc:
             log.exception("writing %d submissions failed", len(group))
             outcomes = [exc] * len(group)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome | BaseException]]]
-        by_loop = defaultdict(list)
-        for (_, loop, future), outcome in zip(group, outcomes):
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = defaultdict(list)
+        for (_, loop, future), outcome in zip(group, outcomes, strict=True):
             by_loop[loop].append((future, outcome))
         for loop, settled in by_loop.items():
             try:
@@ -104,11 +109,11 @@ class Submitter:
                 pass
 
 
-def _settle(settled: list[tuple[asyncio.Future[Any], Outcome | BaseException]]) -> None:
+def _settle(settled: list[tuple[asyncio.Future[Any], Outcome]]) -> None:
     for future, outcome in settled:
         if future.done():  # the request was cancelled (client gone); its submission stands
             continue
-        if isinstance(outcome, BaseException):
+        if isinstance(outcome, Exception):
             future.set_exception(outcome)
         else:
             future.set_result(outcome)

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select, update
 
 from prospectpro.errors import InvalidInput, NotFound
 from prospectpro.jobs.model import iso, utcnow
-from prospectpro.services.rate_limits import new_session_bucket, spend, too_many_sessions
+from prospectpro.services.rate_limits import admit_sessions
 from prospectpro.store.db import Database
 from prospectpro.store.schema import credentials, users
 
@@ -94,9 +94,9 @@ def create_session(
     """A new anonymous session; ``limit`` = (client address, sessions per minute) is checked in the same transaction."""
     with db.write() as conn:
         if limit is not None:
-            [wait] = spend(conn, [new_session_bucket(limit)], utcnow())
-            if wait:
-                raise too_many_sessions(wait)
+            [refused] = admit_sessions(conn, [limit], utcnow())
+            if refused is not None:
+                raise refused
         return insert_sessions(conn, [label])[0]
 
 
