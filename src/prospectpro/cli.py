@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -341,10 +342,43 @@ users_app = typer.Typer(help="API users and their keys.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
 
+class LogLevel(StrEnum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
+
+
+def _listen_host(value: str) -> str:
+    # uvicorn reads "" as every interface: that must be asked for by name.
+    if not value.strip():
+        raise typer.BadParameter("give an address to listen on: 127.0.0.1 (this machine) or 0.0.0.0 (every interface)")
+    return value.strip()
+
+
+def server_options(settings: Settings, host: str, port: int, log_level: LogLevel) -> dict[str, Any]:
+    """uvicorn's options for `serve`. X-Forwarded-For / -Proto are believed only from the proxies the
+    operator names (PROSPECTPRO_TRUSTED_PROXIES): uvicorn's default believes any peer on 127.0.0.1,
+    which lets every local process (or a proxy passing the header on) choose its client address."""
+    return {
+        "host": host,
+        "port": port,
+        "log_level": log_level.value,
+        "access_log": log_level in (LogLevel.debug, LogLevel.trace),
+        "timeout_graceful_shutdown": 5,
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": settings.trusted_proxies or None,
+    }
+
+
 @app.command()
 @handle_errors
 def serve(
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", callback=_listen_host, help="Address to listen on; 0.0.0.0 for every interface.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
     workers: Annotated[
         int,
@@ -356,7 +390,7 @@ def serve(
             "--api-processes", min=1, max=64, help="Server processes sharing the port (the machine's cores)."
         ),
     ] = 1,
-    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    log_level: Annotated[LogLevel, typer.Option("--log-level", case_sensitive=False)] = LogLevel.info,
 ) -> None:
     """Run the HTTP API, the web pages and N in-process workers."""
     import uvicorn
@@ -364,13 +398,11 @@ def serve(
     from prospectpro.api.app import create_app
 
     settings, db = _open()  # migrates and imports the bundled places once, before any server process
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "log_level": log_level,
-        "access_log": log_level == "debug",
-        "timeout_graceful_shutdown": 5,
-    }
+    options = server_options(settings, host, port, log_level)
+    if host not in ("0.0.0.0", "::") and host.lower() not in settings.allowed_hosts:
+        # The name it was told to listen on is one clients use: the URLs it returns may carry it.
+        settings.allowed_hosts.append(host.lower())
+        os.environ["PROSPECTPRO_ALLOWED_HOSTS"] = json.dumps(settings.allowed_hosts)  # for --api-processes
     if api_processes == 1:
         uvicorn.run(create_app(settings, workers=workers, db=db, freeze_gc=True), **options)
         return
@@ -453,11 +485,15 @@ def smoke(
     location: Annotated[str, typer.Option("--location")] = "Helsinki",
     max_results: Annotated[int, typer.Option("--max-results", min=1, max=100)] = 3,
     timeout: Annotated[float, typer.Option("--timeout", min=1)] = 120.0,
+    operator_token: Annotated[
+        str | None,
+        typer.Option("--operator-token", envvar="PROSPECTPRO_OPERATOR_TOKEN", help="For the detailed /healthz."),
+    ] = None,
 ) -> None:
     """Create a small campaign over HTTP, follow it to the end, and check every record."""
     from prospectpro.ops import SmokeFailure, SmokeOptions, smoke as run_smoke
 
-    options = SmokeOptions(url, api_key, business_type, location, max_results, timeout)
+    options = SmokeOptions(url, api_key, business_type, location, max_results, timeout, operator_token)
     try:
         run_smoke(options, _print_check)
     except SmokeFailure as exc:

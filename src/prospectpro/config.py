@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +27,10 @@ class Settings(BaseSettings):
     # Empty means: a SQLite file inside data_dir.
     database_url: str = ""
 
+    # SQLite: the longest a write waits for the write lock before it fails
+    # (503 with Retry-After on the API); a writer holding it longer shows in /healthz.
+    write_lock_timeout: float = Field(default=10.0, gt=0, le=600)
+
     # Durable queue.
     lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     poll_interval: float = Field(default=0.2, gt=0, le=60)
@@ -35,6 +40,8 @@ class Settings(BaseSettings):
 
     # Pipeline.
     enrich_concurrency: int = Field(default=4, ge=1, le=64)
+    # Seconds one enrichment step may take for one lead; past it the attempt fails (and is retried).
+    enrich_step_timeout: float = Field(default=120.0, gt=0, le=3600)
     # Extra enrichment steps as "module:attribute" import paths; each names a
     # callable returning an Enricher (see prospectpro.providers.protocols).
     extra_enrichers: list[str] = Field(default_factory=list)
@@ -51,11 +58,30 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     serve_workers: int = Field(default=2, ge=0, le=64)  # in-process workers of each `serve` process
     cookie_secure: bool = False  # set behind HTTPS
+    # The URLs the API returns (urls, realtimeChannel) start with this when it is set, e.g.
+    # "https://leads.example.com"; otherwise with the request's Host only when it is one of
+    # allowed_hosts (or the address the connection reached), else they are relative.
+    public_base_url: str = ""
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "::1"])
+    # /metrics and the detailed /healthz: for callers with "Authorization: Bearer <this>";
+    # when empty, for callers on this machine only.
+    operator_token: str = ""
+    # Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    # (uvicorn's forwarded_allow_ips, e.g. ["127.0.0.1"]); empty: none, the peer is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
     # Webhooks (notify_url) must point at public addresses; tests and local
     # development may allow loopback and private ones.
     allow_private_notify_urls: bool = False
     notify_max_attempts: int = Field(default=8, ge=1, le=50)
     notify_retry_base_seconds: float = Field(default=5.0, ge=0)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment):
+            raise ValueError("PROSPECTPRO_PUBLIC_BASE_URL must look like https://leads.example.com (or …/a/path)")
+        return value.rstrip("/")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -38,6 +38,11 @@ class Unauthorized(UserError):
     http_status = 401
 
 
+class Forbidden(UserError):
+    code = "forbidden"
+    http_status = 403
+
+
 class RateLimited(UserError):
     code = "rate_limited"
     http_status = 429

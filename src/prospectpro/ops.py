@@ -106,6 +106,7 @@ class SmokeOptions:
     location: str = "Helsinki"
     max_results: int = 3
     timeout: float = 120.0
+    operator_token: str | None = None  # for the detailed /healthz of a deployment that sets one
 
 
 def smoke(options: SmokeOptions, report: Callable[[Check], None]) -> None:
@@ -127,7 +128,8 @@ def _expect(response: httpx.Response, status: int, what: str) -> Any:
 
 def _smoke_steps(client: httpx.Client, options: SmokeOptions) -> Iterator[Check]:
     try:
-        health = client.get("/healthz")
+        operator = {"Authorization": f"Bearer {options.operator_token}"} if options.operator_token else {}
+        health = client.get("/healthz", headers=operator)
     except httpx.HTTPError as exc:
         raise SmokeFailure(f"cannot reach {options.url}: {exc}") from None
     body = _expect(health, 200, "GET /healthz")

@@ -301,8 +301,12 @@ def test_events_as_json_pages(live_server: LiveServer) -> None:
             assert set(event) == {"seq", "kind", "data", "created_at"}
             assert event["data"]["job_id"] == job_id and "status" in event["data"] and "message" in event["data"]
         assert log[0]["kind"] == "created" and log[-1]["kind"] == "completed"
-        assert_error(client.get(url, params={"format": "json"}, headers={"Last-Event-ID": "x"}), 422)
-        assert_error(client.get(url, params={"format": "json"}, headers={"Last-Event-ID": "-3"}), 422)
+        # Last-Event-ID is any string (the SSE standard): one that is no sequence number is no position.
+        for junk in ("x", "-3", "null", "1e3", "\xb3", "9" * 30 + "x"):  # \xb3: "³" passes str.isdigit()
+            everything = client.get(url, params={"format": "json"}, headers={"Last-Event-ID": junk.encode("latin-1")})
+            assert everything.status_code == 200 and everything.json()["events"] == log, junk
+        after_two = client.get(url, params={"format": "json", "after": 2}, headers={"Last-Event-ID": "null"})
+        assert after_two.json()["events"] == log[2:]
         assert_error(client.get(url, params={"format": "xml"}), 422)
 
 

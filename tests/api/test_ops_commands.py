@@ -61,3 +61,13 @@ def test_doctor_is_green_on_a_running_installation(live_server: LiveServer) -> N
     result = invoke("doctor", data_dir=live_server.settings.data_dir)
     assert result.exit_code == 0, result.output
     assert "✓ workers: 1 alive" in result.output and "✓ discovery data: 1433 businesses" in result.output
+
+
+def test_smoke_shows_the_detailed_health_with_the_operator_token(make_server: Callable[..., LiveServer]) -> None:
+    server = make_server(workers=1, operator_token="ops-token")
+    plain = invoke("smoke", "--url", server.url)
+    assert plain.exit_code == 0, plain.output
+    assert "workers_alive" not in plain.output  # a stranger's /healthz says only ok or not
+    detailed = invoke("smoke", "--url", server.url, "--operator-token", "ops-token")
+    assert detailed.exit_code == 0, detailed.output
+    assert "workers_alive" in detailed.output

@@ -98,6 +98,39 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class InternalErrors:
+    """An error no handler answered: the JSON envelope with 500, logged with its traceback.
+
+    Not ``@app.exception_handler(Exception)``: Starlette runs that one in its
+    ServerErrorMiddleware, which re-raises after answering, and uvicorn then
+    closes the connection, so a keep-alive client loses it. Here the error
+    ends with the answer and the connection serves the client's next request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:  # part of an answer is out: only closing the connection can tell the client
+                raise
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            response = error_response(Request(scope), 500, "internal_error", "internal error; it has been logged")
+            await response(scope, receive, send)
+
+
 def app_from_env() -> FastAPI:
     """The app of one `serve --api-processes N` process (uvicorn calls this in each one)."""
     settings = Settings()
@@ -148,6 +181,7 @@ def create_app(
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InternalErrors)  # added last: the outermost, so it sees every other layer's errors
     app.include_router(routes.router)
     app.include_router(ops.router)
     web_pages.mount(app)

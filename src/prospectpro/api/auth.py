@@ -7,17 +7,22 @@ strangers create nothing.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import Request, Response
 
 from prospectpro.config import Settings
-from prospectpro.errors import Unauthorized
+from prospectpro.errors import Forbidden, Unauthorized
 from prospectpro.services.users import Principal, authenticate, create_session, recently_authenticated
 from prospectpro.store.db import Database
 
 SESSION_COOKIE = "pp_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Headers a reverse proxy adds: a request carrying one did not come from this machine, whatever the peer.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 
 
 @dataclass
@@ -55,11 +60,35 @@ def _caller(principal: Principal | None, from_header: bool) -> Caller:
     return Caller(principal)
 
 
+def cross_origin(request: Request) -> bool:
+    """Whether a browser sent this request for a page of another origin, same-site ones included
+    (a sibling subdomain: the SameSite=Lax cookie goes along). Sec-Fetch-Site says so where browsers
+    send it; else Origin, compared with this server's own origin. No header at all: not a browser."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site.lower() not in ("same-origin", "none")  # none: the user's own navigation
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    netloc = urlsplit(origin).netloc.lower()
+    ours = {request.headers.get("host", "").lower()}
+    public = request.app.state.settings.public_base_url
+    if public:
+        ours.add(urlsplit(public).netloc.lower())
+    return origin == "null" or not netloc or netloc not in ours
+
+
 async def identify(request: Request, db: Database) -> Caller:
-    """The caller: from the recent-token cache without a thread hop, else looked up in a worker thread."""
+    """The caller: from the recent-token cache without a thread hop, else looked up in a worker thread.
+
+    A change (POST) authenticated by the cookie must come from this site's own pages: a browser
+    attaches the cookie to a form or fetch sent by another origin of the same site, too. A Bearer
+    token is never sent by a browser on its own, so it needs no such check."""
     token, from_header = _token(request)
     if token is None:
         return Caller(None)
+    if not from_header and request.method not in SAFE_METHODS and cross_origin(request):
+        raise Forbidden("a change by cookie must come from this site's pages; other clients send Authorization: Bearer")
     principal = recently_authenticated(db, token)
     if principal is None:
         principal = await anyio.to_thread.run_sync(authenticate, db, token)
@@ -68,6 +97,17 @@ async def identify(request: Request, db: Database) -> Caller:
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def local_client(request: Request) -> bool:
+    """A caller on this machine: a loopback peer, and no proxy in between (a proxy on this machine
+    would make every client of the internet look local)."""
+    if any(name in request.headers for name in FORWARDING_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address(client_address(request)).is_loopback
+    except ValueError:
+        return False
 
 
 async def ensure_session(caller: Caller, request: Request, db: Database, settings: Settings) -> Caller:

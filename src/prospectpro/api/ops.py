@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -16,8 +18,10 @@ from sqlalchemy import func, select, text
 
 from prospectpro import __version__
 from prospectpro.api import schemas
+from prospectpro.api.auth import local_client
 from prospectpro.api.hub import EventHub
 from prospectpro.domain.campaign import JobStatus
+from prospectpro.errors import Forbidden, Unauthorized
 from prospectpro.jobs.model import utcnow
 from prospectpro.jobs.worker import live_workers
 from prospectpro.store import migrate
@@ -46,6 +50,8 @@ def health(db: Database, lease_seconds: float) -> tuple[int, dict[str, Any]]:
         current = migrate.is_current(db)
         workers = len(live_workers(db, lease_seconds))
         depth = queue_depth(db)
+        # Reads still work while a frozen writer holds SQLite's write lock; writes do not.
+        writer = db.stalled_writer()
     except Exception as exc:
         return 503, {
             "status": "unavailable",
@@ -54,25 +60,47 @@ def health(db: Database, lease_seconds: float) -> tuple[int, dict[str, Any]]:
             "workers_alive": 0,
             "queue_depth": 0,
         }
-    status = "ok" if current and workers else "degraded"
-    return 200, {
+    status = "ok" if current and workers and writer is None else "degraded"
+    body: dict[str, Any] = {
         "status": status,
         "database": "ok",
         "schema_current": current,
         "workers_alive": workers,
         "queue_depth": depth,
     }
+    if writer is not None:
+        body["writer"] = writer
+    return 200, body
+
+
+# Declares the operator's token in /openapi.json; operator() does the checking.
+OPERATOR_TOKEN = HTTPBearer(
+    auto_error=False, scheme_name="operatorToken", description="PROSPECTPRO_OPERATOR_TOKEN (when it is set)"
+)
+
+
+def operator(request: Request) -> bool:
+    """Whether the caller may see what spans every tenant (job counts, spend, workers): one presenting
+    PROSPECTPRO_OPERATOR_TOKEN as its Bearer token, or, when that is not set, one on this machine."""
+    expected = request.app.state.settings.operator_token
+    if not expected:
+        return local_client(request)
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected.encode())
 
 
 @router.get(
     "/healthz",
-    response_model=schemas.Health,
-    responses={503: {"model": schemas.Health, "description": "Database unreachable"}},
+    response_model=schemas.Health | schemas.PublicHealth,
+    responses={503: {"model": schemas.Health | schemas.PublicHealth, "description": "Database unreachable"}},
 )
 async def healthz(request: Request) -> JSONResponse:
-    """Database reachable and migrated, workers alive; 'degraded' when no worker would run a job."""
+    """Ok or not, for anyone (a load balancer's probe). The operator (see /metrics) gets the details:
+    database reachable and migrated, workers alive, queue depth; 'degraded' when no worker would run a job."""
     state = request.app.state
     code, body = await anyio.to_thread.run_sync(health, state.db, state.settings.lease_seconds)
+    if not operator(request):
+        body = {"status": body["status"]}
     return JSONResponse(body, status_code=code)
 
 
@@ -126,9 +154,20 @@ class StoreCollector(Collector):
         yield info
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(OPERATOR_TOKEN)],
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **schemas.errors(401, 403)},
+)
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics, for the operator: with PROSPECTPRO_OPERATOR_TOKEN set, for a caller presenting
+    it as a Bearer token; without it, for callers on this machine only."""
     state = request.app.state
+    if not operator(request):
+        if state.settings.operator_token:
+            raise Unauthorized("/metrics needs Authorization: Bearer <PROSPECTPRO_OPERATOR_TOKEN>")
+        raise Forbidden("/metrics answers callers on this machine; set PROSPECTPRO_OPERATOR_TOKEN to read it remotely")
     registry = CollectorRegistry()
     registry.register(StoreCollector(state.db, state.hub))
     ProcessCollector(registry=registry)  # this process's CPU, memory, open files, start time

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse
 
@@ -16,11 +18,18 @@ from prospectpro.api.hub import EventHub
 from prospectpro.api.stream import job_stream
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest, JobStatus
-from prospectpro.errors import InvalidInput, RateLimited, UnsupportedMediaType
+from prospectpro.domain.text import parse_id
+from prospectpro.errors import NotFound, RateLimited, UnsupportedMediaType
 from prospectpro.jobs import queue
-from prospectpro.net import resolve_public
+from prospectpro.net import Policy, resolve_public
 from prospectpro.services import campaigns as campaign_service
-from prospectpro.services.submissions import Submission, SubmitRequest
+from prospectpro.services.submissions import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    IDEMPOTENCY_KEY_PATTERN,
+    Submission,
+    SubmitRequest,
+    check_idempotency_key,
+)
 from prospectpro.services.export import leads_csv
 from prospectpro.store.db import Database
 
@@ -55,9 +64,52 @@ async def require_json(request: Request) -> None:
 
 Context = Annotated[Ctx, Depends(ctx)]
 
+_ID_SCHEMA = {"format": "uuid"}
+
+
+def _job_id(job_id: Annotated[str, Path(json_schema_extra=_ID_SCHEMA)]) -> str:
+    """Ids are UUIDs: anything else (say, "%00", which PostgreSQL would refuse) names no job."""
+    found = parse_id(job_id)
+    if found is None:
+        raise NotFound("job not found")
+    return found
+
+
+def _campaign_id(campaign_id: Annotated[str, Path(json_schema_extra=_ID_SCHEMA)]) -> str:
+    found = parse_id(campaign_id)
+    if found is None:
+        raise NotFound("campaign not found")
+    return found
+
+
+JobId = Annotated[str, Depends(_job_id)]
+CampaignId = Annotated[str, Depends(_campaign_id)]
+
+
+_HOST = re.compile(r"(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def public_base(request: Request) -> str:
+    """How clients reach this server, for the URLs it answers with. The Host header is the client's
+    word: reflected as is, a crafted request gets links to anywhere (for whoever follows them later).
+    So: the configured PROSPECTPRO_PUBLIC_BASE_URL; else the request's own base when its host is an
+    allowed one or the address the connection reached; else none, and the URLs are relative."""
+    settings: Settings = request.app.state.settings
+    if settings.public_base_url:
+        return settings.public_base_url  # validated, without a trailing slash
+    header = request.headers.get("host", "").lower()
+    if not _HOST.fullmatch(header):
+        return ""
+    host = urlsplit(f"//{header}").hostname or ""
+    allowed = {name.lower().strip("[]") for name in settings.allowed_hosts}
+    server = request.scope.get("server")
+    if "*" in allowed or host in allowed or (server is not None and host == str(server[0]).lower()):
+        return f"{request.url.scheme}://{header}"
+    return ""
+
 
 def links(request: Request, job_id: str, campaign_id: str) -> schemas.Links:
-    base = str(request.base_url).rstrip("/")
+    base = public_base(request)
     return schemas.Links(
         job=f"{base}/api/v1/jobs/{job_id}",
         events=f"{base}/api/v1/jobs/{job_id}/events",
@@ -83,8 +135,9 @@ async def submit(
     settings: Settings = state.settings
     caller = await identify(request, state.db)
     if notify_url:  # resolving the host name is network I/O: not on the event loop
+        # The sender's own parser and address policy, so what is accepted here can be sent.
         await anyio.to_thread.run_sync(
-            lambda: resolve_public(notify_url, allow_private=settings.allow_private_notify_urls)
+            lambda: resolve_public(notify_url, Policy(allow_private=settings.allow_private_notify_urls))
         )
     submission = await state.submitter.submit(
         SubmitRequest(
@@ -102,14 +155,29 @@ async def submit(
     return submission
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+async def idempotency_key(  # async: checked on the event loop, no thread hop
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Retrying with the same key (and body) returns the first job instead of a new one",
+            # Documented here, checked by the service's one rule (a 422 with a message that says it).
+            json_schema_extra={"minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH, "pattern": IDEMPOTENCY_KEY_PATTERN},
+        ),
+    ] = None,
+) -> str | None:
+    """Both submit endpoints' Idempotency-Key: absent, or 1–N visible ASCII characters (an empty one is refused)."""
+    return None if key is None else check_idempotency_key(key)
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
 @router.post(
     "/api/v1/campaigns",
     status_code=202,
     response_model=schemas.SubmitOut,
-    responses=schemas.errors(400, 401, 409, 413, 415, 422, 429, 503),
+    responses=schemas.errors(400, 401, 403, 409, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_json)],
     tags=["campaigns"],
 )
@@ -155,7 +223,7 @@ async def owned_job(c: Ctx, job_id: str) -> Any:
 
 
 @router.get("/api/v1/jobs/{job_id}", response_model=schemas.JobOut, responses=schemas.errors(401, 404), tags=["jobs"])
-async def get_job(job_id: str, c: Context) -> dict[str, Any]:
+async def get_job(job_id: JobId, c: Context) -> dict[str, Any]:
     return (await owned_job(c, job_id)).to_public()
 
 
@@ -163,25 +231,23 @@ async def get_job(job_id: str, c: Context) -> dict[str, Any]:
     "/api/v1/jobs/{job_id}/cancel",
     status_code=202,
     response_model=schemas.JobOut,
-    responses=schemas.errors(401, 404),
+    responses=schemas.errors(401, 403, 404),
     tags=["jobs"],
 )
-async def cancel_job(job_id: str, c: Context) -> dict[str, Any]:
+async def cancel_job(job_id: JobId, c: Context) -> dict[str, Any]:
     """Cancel: at once if no worker holds the job, else at its next checkpoint (leads so far are kept)."""
     job = await anyio.to_thread.run_sync(lambda: queue.request_cancel(c.db, job_id, c.owner_id))
     return job.to_public()
 
 
 def _last_event_id(value: str | None) -> int | None:
-    if value is None or not value.strip():
+    """The resume position a reconnecting client sent, or None. The SSE standard lets Last-Event-ID
+    be any string; one that is not a sequence number this stream could have sent ("null", say,
+    from a client that stored nothing) is no position, not an error."""
+    text = (value or "").strip()
+    if not text.isascii() or not text.isdigit():
         return None
-    try:
-        seq = int(value.strip())
-    except ValueError:
-        raise InvalidInput("Last-Event-ID must be an event sequence number") from None
-    if not 0 <= seq <= MAX_SEQ:
-        raise InvalidInput(f"Last-Event-ID must be between 0 and {MAX_SEQ}")
-    return seq
+    return min(int(text), MAX_SEQ)  # past the last event there is nothing more, however far
 
 
 @router.get(
@@ -189,11 +255,10 @@ def _last_event_id(value: str | None) -> int | None:
     response_model=None,
     responses={
         200: {
-            "description": "The job's events: a text/event-stream, or a JSON page with format=json",
-            "content": {
-                "text/event-stream": {"schema": {"type": "string"}},
-                "application/json": {"schema": schemas.EventPage.model_json_schema(ref_template="#/components/schemas/{model}")},
-            },
+            "description": "The job's events: a text/event-stream (a snapshot, then each event with `id:` = its seq), "
+            "or with format=json a page of them",
+            "model": schemas.EventPage,
+            "content": {"text/event-stream": schemas.EVENT_STREAM},
         },
         204: {"description": "Reconnected to a finished job: nothing more will come"},
         **schemas.errors(401, 404, 422, 429),
@@ -201,12 +266,15 @@ def _last_event_id(value: str | None) -> int | None:
     tags=["jobs"],
 )
 async def job_events(
-    job_id: str,
+    job_id: JobId,
     c: Context,
     format: Literal["sse", "json"] = "sse",
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="Resume after this event (any other value: from the start)"),
+    ] = None,
 ) -> Response:
     job = await owned_job(c, job_id)
     resume = _last_event_id(last_event_id)
@@ -230,7 +298,7 @@ async def job_events(
     responses=schemas.errors(401, 404),
     tags=["campaigns"],
 )
-async def get_campaign(campaign_id: str, c: Context) -> dict[str, Any]:
+async def get_campaign(campaign_id: CampaignId, c: Context) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(lambda: campaign_service.get_campaign(c.db, campaign_id, c.owner_id))
 
 
@@ -241,7 +309,7 @@ async def get_campaign(campaign_id: str, c: Context) -> dict[str, Any]:
     tags=["campaigns"],
 )
 async def get_leads(
-    campaign_id: str,
+    campaign_id: CampaignId,
     c: Context,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -258,7 +326,7 @@ async def get_leads(
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **schemas.errors(401, 404)},
     tags=["campaigns"],
 )
-async def get_leads_csv(campaign_id: str, c: Context) -> Response:
+async def get_leads_csv(campaign_id: CampaignId, c: Context) -> Response:
     leads, _ = await anyio.to_thread.run_sync(lambda: campaign_service.list_leads(c.db, campaign_id, c.owner_id))
     return Response(
         leads_csv(leads).encode("utf-8"),
@@ -276,7 +344,7 @@ def estimated_time(max_results: int) -> str:
     "/functions/v1/business-discovery-background",
     status_code=202,
     response_model=schemas.CompatOut,
-    responses=schemas.errors(400, 401, 409, 413, 415, 422, 429, 503),
+    responses=schemas.errors(400, 401, 403, 409, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_json)],
     tags=["compatibility"],
 )

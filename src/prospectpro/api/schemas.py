@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from prospectpro.domain.campaign import MAX_RESULTS_LIMIT, CampaignRequest, Tier, parse_campaign_request
+from prospectpro.domain.text import CleanStr
 
 
 class ErrorBody(BaseModel):
@@ -26,6 +27,7 @@ ERRORS = {
     for status, description in {
         400: "Malformed request",
         401: "Invalid or revoked credentials",
+        403: "Forbidden: a cookie-authenticated change from another origin, or an operator endpoint",
         404: "Not found (also: not yours)",
         409: "Conflict",
         413: "Request body too large",
@@ -42,16 +44,20 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 class CampaignIn(BaseModel):
+    """The /api/v1 request body. Its clients send JSON, so its types are strict: `"5"` or `true` is
+    not a number and `0` is not a boolean. (The web form and the compatibility endpoint stay lenient.)"""
+
     model_config = ConfigDict(extra="forbid")
 
-    business_type: str = Field(min_length=1, max_length=100, examples=["cafe"])
-    location: str = Field(min_length=1, max_length=200, examples=["Helsinki"])
-    max_results: int = Field(default=20, ge=1, le=MAX_RESULTS_LIMIT)
+    business_type: CleanStr = Field(min_length=1, max_length=100, examples=["cafe"])
+    location: CleanStr = Field(min_length=1, max_length=200, examples=["Helsinki"])
+    max_results: StrictInt = Field(default=20, ge=1, le=MAX_RESULTS_LIMIT)
+    # A JSON number, or a string for an exact amount ("12.50").
     budget_limit: Decimal = Field(default=Decimal("5"), ge=0, le=100000, decimal_places=4)
-    min_confidence_score: int = Field(default=50, ge=0, le=100)
+    min_confidence_score: StrictInt = Field(default=50, ge=0, le=100)
     tier: Tier = Tier.base
-    include_delivered: bool = False
-    notify_url: str | None = Field(default=None, max_length=2000)
+    include_delivered: StrictBool = False
+    notify_url: CleanStr | None = Field(default=None, max_length=2000)
 
     def to_request(self) -> CampaignRequest:
         return parse_campaign_request(
@@ -114,15 +120,63 @@ class JobPage(BaseModel):
 
 
 class EventOut(BaseModel):
-    seq: int
-    kind: str
-    data: dict[str, Any]
+    seq: int = Field(description="Gap-free position in the job's log, from 1")
+    kind: str = Field(
+        description="What happened: created, claimed, stage_started, lead_enriched, stage_completed, "
+        "retry_scheduled, cancel_requested, taken_over, released; the last is completed, failed or cancelled"
+    )
+    data: dict[str, Any] = Field(description="The job's state after it: status, progress, current_stage, metrics, …")
     created_at: str | None
 
 
 class EventPage(BaseModel):
     events: list[EventOut]
     next_after: int
+
+
+def _json_text(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": {"$ref": f"#/components/schemas/{model.__name__}"},
+    }
+
+
+# GET /api/v1/jobs/{id}/events as a stream: one item per event, as OpenAPI 3.2's itemSchema
+# describes Server-Sent Events ({data, event, id, retry}; `event` is "message" when the line is absent).
+EVENT_STREAM = {
+    "itemSchema": {
+        "oneOf": [
+            {
+                "title": "snapshot",
+                "description": "First, once: `event: snapshot`, the job as it is now, and the reconnection delay",
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"const": "snapshot"},
+                    "data": _json_text(JobOut),
+                    "retry": {"type": "integer", "minimum": 0},
+                },
+            },
+            {
+                "title": "job event",
+                "description": "Then every event of the job's log after the resume position, in order; "
+                "the stream ends after the terminal one (completed, failed or cancelled)",
+                "type": "object",
+                "required": ["event", "id", "data"],
+                "properties": {
+                    "event": {"const": "message"},
+                    "id": {
+                        "type": "string",
+                        "pattern": "^[0-9]+$",
+                        "description": "The event's seq: what an EventSource sends back as Last-Event-ID",
+                    },
+                    "data": _json_text(EventOut),
+                },
+            },
+        ]
+    }
+}
 
 
 class CampaignOut(BaseModel):
@@ -168,17 +222,18 @@ class LeadPage(BaseModel):
 
 
 class CompatIn(BaseModel):
-    """The original product's request body (camelCase, its defaults)."""
+    """The original product's request body (camelCase, its defaults). Lenient types, as before:
+    its clients send numbers as strings."""
 
     model_config = ConfigDict(extra="ignore")
 
-    businessType: str = Field(min_length=1, max_length=100)
-    location: str = Field(min_length=1, max_length=200)
+    businessType: CleanStr = Field(min_length=1, max_length=100)
+    location: CleanStr = Field(min_length=1, max_length=200)
     maxResults: int = Field(default=5, ge=1, le=MAX_RESULTS_LIMIT)
     budgetLimit: Decimal = Field(default=Decimal("50"), ge=0, le=100000, decimal_places=4)
     minConfidenceScore: int = Field(default=50, ge=0, le=100)
-    sessionUserId: str | None = Field(default=None, max_length=200)
-    userEmail: str | None = Field(default=None, max_length=320)
+    sessionUserId: CleanStr | None = Field(default=None, max_length=200)
+    userEmail: CleanStr | None = Field(default=None, max_length=320)
 
     def to_request(self) -> CampaignRequest:
         return parse_campaign_request(
@@ -205,8 +260,17 @@ class CompatOut(BaseModel):
 
 
 class Health(BaseModel):
+    """The detailed answer, for the operator (see GET /healthz)."""
+
     status: str
     database: str
     schema_current: bool
     workers_alive: int
     queue_depth: int
+    writer: str | None = Field(default=None, description="Present when a writer holds the write lock too long")
+
+
+class PublicHealth(BaseModel):
+    """The answer for everyone else: whether the service is ok, and nothing about its tenants."""
+
+    status: str = Field(examples=["ok"], description="ok, degraded or unavailable")

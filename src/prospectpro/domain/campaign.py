@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from prospectpro.domain.text import NO_CONTROL_CHARACTERS
 from prospectpro.errors import InvalidInput
 
 MAX_RESULTS_LIMIT = 10_000
@@ -81,8 +82,12 @@ STAGE_LABELS: dict[Stage, str] = {
     Stage.finished: "Finished",
 }
 
-BusinessTypeText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-LocationText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+BusinessTypeText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NO_CONTROL_CHARACTERS
+]
+LocationText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NO_CONTROL_CHARACTERS
+]
 
 
 class CampaignRequest(BaseModel):

@@ -21,10 +21,11 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from prospectpro import __version__
-from prospectpro.api.auth import Caller, client_address, ensure_session, identify, set_session_cookie
+from prospectpro.api.auth import Caller, client_address, cross_origin, ensure_session, identify, set_session_cookie
 from prospectpro.domain.business_types import all_business_types, suggest
 from prospectpro.domain.campaign import STAGE_LABELS, JobStatus, Stage, parse_campaign_request
 from prospectpro.domain.scoring import SCORE_COMPONENTS
+from prospectpro.domain.text import parse_id
 from prospectpro.errors import NotFound, UserError
 from prospectpro.jobs import queue
 from prospectpro.jobs.model import Job
@@ -204,11 +205,9 @@ def not_found(request: Request, what: str) -> HTMLResponse:
 
 
 def same_origin(request: Request) -> bool:
-    """Refuse form posts made by other sites (the cookie is SameSite=Lax; this is belt and braces)."""
-    origin = request.headers.get("origin")
-    if not origin or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+    """Refuse form posts made by other origins: the SameSite=Lax cookie keeps other sites out,
+    not other origins of this site (a sibling subdomain)."""
+    return not cross_origin(request)
 
 
 async def _caller(request: Request) -> Caller:
@@ -285,11 +284,12 @@ async def submit_form(request: Request) -> Response:
 
 async def _owned_job(request: Request, job_id: str) -> Job | None:
     caller = await _caller(request)
-    if caller.owner_id is None:
+    found = parse_id(job_id)  # anything but a UUID names no job (and "%00" would upset PostgreSQL)
+    if caller.owner_id is None or found is None:
         return None
     db = _state(request).db
     try:
-        return await anyio.to_thread.run_sync(lambda: queue.get_job(db, job_id, caller.owner_id))
+        return await anyio.to_thread.run_sync(lambda: queue.get_job(db, found, caller.owner_id))
     except NotFound:
         return None
 
@@ -311,26 +311,28 @@ async def cancel_form(request: Request, job_id: str) -> Response:
     if not same_origin(request):
         return render(request, "error.html", {"message": "This form can only be sent from this site."}, 403)
     caller = await _caller(request)
-    if caller.owner_id is None:
+    found = parse_id(job_id)
+    if caller.owner_id is None or found is None:
         return not_found(request, "job")
     db = _state(request).db
     try:
-        await anyio.to_thread.run_sync(lambda: queue.request_cancel(db, job_id, caller.owner_id or "-"))
+        await anyio.to_thread.run_sync(lambda: queue.request_cancel(db, found, caller.owner_id or "-"))
     except NotFound:
         return not_found(request, "job")
-    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+    return RedirectResponse(f"/jobs/{found}", status_code=303)
 
 
 async def campaign_page(request: Request, campaign_id: str) -> Response:
     caller = await _caller(request)
     owner = caller.owner_id
-    if owner is None:
+    wanted = parse_id(campaign_id)
+    if owner is None or wanted is None:
         return not_found(request, "campaign")
     db = _state(request).db
 
     def load() -> tuple[dict[str, Any], list[dict[str, Any]], int]:
-        campaign = campaign_service.get_campaign(db, campaign_id, owner)
-        found, total = campaign_service.list_leads(db, campaign_id, owner, limit=LEADS_SHOWN)
+        campaign = campaign_service.get_campaign(db, wanted, owner)
+        found, total = campaign_service.list_leads(db, wanted, owner, limit=LEADS_SHOWN)
         return campaign, found, total
 
     try:
