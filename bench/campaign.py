@@ -28,12 +28,10 @@ import threading
 import time
 from pathlib import Path
 
-from prospectpro.bootstrap import open_database
+from prospectpro.bootstrap import build_worker, open_database
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest
 from prospectpro.jobs import queue
-from prospectpro.jobs.worker import Worker, WorkerConfig
-from prospectpro.pipeline.runner import build_pipeline
 from prospectpro.places.importer import ensure_bundled_places
 from prospectpro.services import campaigns as campaign_service
 from prospectpro.services.submissions import submit_campaign
@@ -95,14 +93,14 @@ def wait_terminal(db, job_id: str, timeout: float):
 def one_in_process_run(timeout: float) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="pp-bench-campaign-"))
     try:
-        settings = Settings(data_dir=tmp, database_url="")
+        settings = Settings(data_dir=tmp, database_url="", poll_interval=0.05)
         t0 = time.perf_counter()
         db = open_database(settings, prepare=False)  # what open_database(prepare=True) does, split:
         migrate.upgrade(db)
         t1 = time.perf_counter()
         ensure_bundled_places(db)
         t2 = time.perf_counter()
-        worker = Worker(db, build_pipeline(db, settings), WorkerConfig(poll_interval=0.05)).start()
+        worker = build_worker(db, settings).start()
         try:
             request = CampaignRequest(business_type="cafe", location="Helsinki", max_results=20)
             t3 = time.perf_counter()

@@ -126,7 +126,6 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 def versions() -> str:
     import sqlite3
-
     from importlib.metadata import version
 
     names = ["fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic", "SQLAlchemy", "anyio", "httpx",
@@ -176,7 +175,7 @@ class CpuMeter:
     def __init__(self, *pids: int) -> None:
         self.pids = pids
 
-    def __enter__(self) -> "CpuMeter":
+    def __enter__(self) -> CpuMeter:
         self.t0 = time.monotonic()
         self.m0 = _machine_busy()
         self.s0 = _self_cpu()

@@ -40,8 +40,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from http_common import (BENCH, PROSPECTPRO, PY, CpuMeter, free_port, med, server_env, start, stop, table, versions,
-                         wait_for_quiet)
+from http_common import (
+    BENCH,
+    PROSPECTPRO,
+    PY,
+    CpuMeter,
+    free_port,
+    med,
+    server_env,
+    start,
+    stop,
+    table,
+    versions,
+    wait_for_quiet,
+)
 
 BODY = '{"business_type":"cafe","location":"Helsinki","max_results":5}'
 UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import http_common  # noqa: F401  (puts src/ on sys.path)
+
 from prospectpro.bootstrap import open_database
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import JobStatus, parse_campaign_request

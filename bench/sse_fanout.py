@@ -36,10 +36,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from http_common import (
+    BENCH,
+    PROSPECTPRO,
+    PY,
+    CpuMeter,
+    free_port,
+    med,
+    percentile,
+    proc_status,
+    raise_nofile,
+    server_env,
+    start,
+    stop,
+    table,
+    versions,
+    wait_for_quiet,
+)
 from httpx_sse import aconnect_sse
-
-from http_common import (BENCH, PROSPECTPRO, PY, CpuMeter, free_port, med, percentile, proc_status, raise_nofile,
-                         server_env, start, stop, table, versions, wait_for_quiet)
 from sse_common import Writer, make_settings, prepare, running_jobs
 
 TERMINAL = ("completed", "failed", "cancelled")

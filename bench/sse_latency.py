@@ -28,10 +28,20 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from http_common import (
+    PROSPECTPRO,
+    CpuMeter,
+    free_port,
+    med,
+    percentile,
+    server_env,
+    start,
+    stop,
+    table,
+    versions,
+    wait_for_quiet,
+)
 from httpx_sse import connect_sse
-
-from http_common import (PROSPECTPRO, CpuMeter, free_port, med, percentile, server_env, start, stop, table, versions,
-                         wait_for_quiet)
 from sse_common import Writer, make_settings, prepare, running_jobs
 
 

@@ -7,7 +7,7 @@ import threading
 import time
 
 from prospectpro.domain.business import Business
-from prospectpro.providers.protocols import Enrichment
+from prospectpro.providers.protocols import CallContext, Enrichment
 
 
 class SlowEnricher:
@@ -18,7 +18,7 @@ class SlowEnricher:
     def __init__(self, delay: float | None = None) -> None:
         self.delay = delay if delay is not None else float(os.environ.get("PROSPECTPRO_TEST_ENRICH_DELAY", "0.2"))
 
-    def enrich(self, business: Business, found: Enrichment) -> Enrichment:
+    def enrich(self, business: Business, found: Enrichment, ctx: CallContext) -> Enrichment:
         time.sleep(self.delay)
         return found
 
@@ -28,7 +28,7 @@ class FailingEnricher:
 
     name = "failing"
 
-    def enrich(self, business: Business, found: Enrichment) -> Enrichment:
+    def enrich(self, business: Business, found: Enrichment, ctx: CallContext) -> Enrichment:
         raise RuntimeError("simulated provider outage")
 
 
@@ -49,7 +49,7 @@ class HangingEnricher:
         self._calls = 0
         self._lock = threading.Lock()
 
-    def enrich(self, business: Business, found: Enrichment) -> Enrichment:
+    def enrich(self, business: Business, found: Enrichment, ctx: CallContext) -> Enrichment:
         with self._lock:
             self._calls += 1
             if self._calls <= self.after:

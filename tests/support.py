@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 from prospectpro.domain.campaign import JobStatus
-from prospectpro.jobs.model import Job, utcnow
+from prospectpro.domain.clock import utcnow
+from prospectpro.jobs.model import Job
 from prospectpro.jobs.queue import NewJob, insert_job
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID, campaigns

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from prospectpro.bootstrap import open_database
+from prospectpro.bootstrap import build_worker, open_database
 from prospectpro.config import Settings
 from prospectpro.domain.business_types import all_business_types
 from prospectpro.domain.campaign import JobStatus, Stage, Tier, parse_campaign_request
@@ -29,8 +29,7 @@ from prospectpro.errors import InvalidInput, UserError
 from prospectpro.jobs import queue
 from prospectpro.jobs.events import follow_events
 from prospectpro.jobs.model import Job, JobEvent
-from prospectpro.jobs.worker import Worker, live_workers, worker_config
-from prospectpro.pipeline.runner import build_pipeline
+from prospectpro.jobs.worker import live_workers
 from prospectpro.services import campaigns as campaign_service
 from prospectpro.services.export import leads_csv, leads_json
 from prospectpro.services.submissions import submit_campaign
@@ -124,7 +123,7 @@ def discover(
         return
     worker = None
     if not live_workers(db, within_seconds=settings.lease_seconds):
-        worker = Worker(db, build_pipeline(db, settings), worker_config(settings)).start()
+        worker = build_worker(db, settings).start()
     try:
         final = _follow(db, job, quiet=as_json, poll_interval=settings.poll_interval)
     except KeyboardInterrupt:
@@ -136,6 +135,7 @@ def discover(
     finally:
         if worker is not None:
             worker.stop()
+    assert final.campaign_id is not None  # discover submits a campaign job
     leads, _ = campaign_service.list_leads(db, final.campaign_id, LOCAL_USER_ID)
     if as_json:
         print(json.dumps({"job": final.to_public(), "leads": leads}, indent=2, ensure_ascii=False))
@@ -233,7 +233,7 @@ def worker(
     import signal
 
     settings, db = _open()
-    runner = Worker(db, build_pipeline(db, settings), worker_config(settings, concurrency))
+    runner = build_worker(db, settings, concurrency)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop(timeout=0))
     err.print(f"worker {runner.worker_id} running {concurrency} job(s) at a time; Ctrl-C to stop")
     try:
@@ -247,24 +247,26 @@ def worker(
 @handle_errors
 def jobs_list(
     status: Annotated[JobStatus | None, typer.Option("--status", help="Only jobs in this state.")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="Which kind of job.")] = "campaign",
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Your jobs, newest first."""
+    """Your jobs of one kind (campaigns by default), newest first."""
     _, db = _open()
-    jobs, total = queue.list_jobs(db, LOCAL_USER_ID, status=status, limit=limit)
+    jobs, total = queue.list_jobs(db, LOCAL_USER_ID, kind=kind, status=status, limit=limit)
     if as_json:
         print(json.dumps({"jobs": [j.to_public() for j in jobs], "total": total}, indent=2))
         return
     table = Table()
-    for column in ("Job", "Status", "Progress", "Stage", "Type", "Location", "Leads", "Created"):
+    for column in ("Job", "Kind", "Status", "Progress", "Stage", "Type", "Location", "Leads", "Created"):
         table.add_column(column)
     for j in jobs:
         table.add_row(
             j.id,
+            j.kind,
             j.status.value,
             f"{j.progress}%",
-            j.current_stage.value,
+            j.current_stage,
             str(j.config.get("business_type")),
             str(j.config.get("location")),
             str(j.metrics.get("leads", "")),
@@ -465,7 +467,8 @@ def _print_check(check: Any) -> None:
 @handle_errors
 def doctor() -> None:
     """Check this installation: database, schema, workers, discovery data, providers."""
-    from prospectpro.ops import FAIL, doctor as run_doctor
+    from prospectpro.ops import FAIL
+    from prospectpro.ops import doctor as run_doctor
 
     settings = Settings()
     db = open_database(settings, prepare=False)
@@ -491,7 +494,8 @@ def smoke(
     ] = None,
 ) -> None:
     """Create a small campaign over HTTP, follow it to the end, and check every record."""
-    from prospectpro.ops import SmokeFailure, SmokeOptions, smoke as run_smoke
+    from prospectpro.ops import SmokeFailure, SmokeOptions
+    from prospectpro.ops import smoke as run_smoke
 
     options = SmokeOptions(url, api_key, business_type, location, max_results, timeout, operator_token)
     try:

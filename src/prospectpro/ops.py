@@ -15,13 +15,13 @@ from typing import Any
 
 import httpx
 from httpx_sse import connect_sse
-from sqlalchemy import func, select, text
 
 from prospectpro.config import Settings
+from prospectpro.jobs import stats
 from prospectpro.jobs.worker import live_workers
+from prospectpro.places.locations import imported_data
 from prospectpro.store import migrate
 from prospectpro.store.db import Database
-from prospectpro.store.schema import datasets, localities, places
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -38,8 +38,7 @@ class Check:
 def doctor(settings: Settings, db: Database) -> list[Check]:
     checks = [Check("configuration", OK, f"database {_redact(settings.resolved_database_url())}")]
     try:
-        with db.read() as conn:
-            conn.execute(text("SELECT 1"))
+        stats.ping(db)
     except Exception as exc:
         checks.append(
             Check("database", FAIL, f"unreachable: {type(exc).__name__}: {exc}", "check PROSPECTPRO_DATABASE_URL")
@@ -64,20 +63,21 @@ def doctor(settings: Settings, db: Database) -> list[Check]:
                 "run: prospectpro worker  (or prospectpro serve)",
             )
         )
-    with db.read() as conn:
-        n_places = conn.execute(select(func.count()).select_from(places)).scalar_one()
-        n_localities = conn.execute(select(func.count()).select_from(localities)).scalar_one()
-        names = conn.execute(select(datasets.c.name)).scalars().all()
-    if n_places and n_localities:
+    data = imported_data(db)
+    if data.places and data.localities:
         checks.append(
-            Check("discovery data", OK, f"{n_places} businesses, {n_localities} places from {', '.join(names)}")
+            Check(
+                "discovery data",
+                OK,
+                f"{data.places} businesses, {data.localities} places from {', '.join(data.datasets)}",
+            )
         )
     else:
         checks.append(
             Check(
                 "discovery data",
                 FAIL,
-                f"{n_places} businesses, {n_localities} places",
+                f"{data.places} businesses, {data.localities} places",
                 "run: prospectpro places import FILE.osm.pbf",
             )
         )

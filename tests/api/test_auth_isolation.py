@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from prospectpro.services.users import create_user, revoke_user
-
 from tests.api.conftest import LiveServer, start_server
 from tests.api.helpers import CAFES, assert_error, get_job, new_api_key, submit
 

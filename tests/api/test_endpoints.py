@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from prospectpro.jobs.model import utcnow
+from prospectpro.domain.clock import utcnow
 from prospectpro.services.export import neutralize
 from prospectpro.services.users import create_user
 from prospectpro.store.db import Database
 from prospectpro.store.schema import leads
-
 from tests.api.conftest import LiveServer, start_server
 from tests.api.helpers import (
     CAFES,

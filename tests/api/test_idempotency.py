@@ -15,7 +15,6 @@ from prospectpro.services import submitter as submitter_module
 from prospectpro.services.submissions import IDEMPOTENCY_KEY_MAX_LENGTH
 from prospectpro.store.db import Database
 from prospectpro.store.schema import campaigns, discovery_jobs, users
-
 from tests.api.conftest import LiveServer
 from tests.api.helpers import CAFES, assert_error, new_api_key
 
@@ -311,7 +310,7 @@ def test_concurrent_submissions_with_one_key_on_postgres(
 
         def go() -> None:
             with server.client(api_key) as client:
-                barrier.wait()
+                barrier.wait()  # noqa: B023
                 response = client.post(URL, json=body, headers={"Idempotency-Key": key})  # noqa: B023
                 answers.append((response.status_code, response.json().get("job_id") if response.status_code == 202 else None))  # noqa: B023
 

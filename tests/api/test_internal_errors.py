@@ -13,7 +13,6 @@ import pytest
 
 from prospectpro.jobs import queue
 from prospectpro.services import submitter as submitter_module
-
 from tests.api.conftest import LiveServer
 from tests.api.helpers import new_api_key
 

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select
 
 from prospectpro.store.schema import discovery_jobs, users
-
 from tests.api.conftest import LiveServer, start_server
 from tests.api.helpers import CAFES, assert_error, new_api_key, submit
 
@@ -221,8 +220,8 @@ def test_missing_fields_are_named(shared_server: LiveServer) -> None:
 
 def test_idempotency_key_too_long_is_422(shared_server: LiveServer) -> None:
     with shared_server.client() as client:
-        assert_error(client.post(URL, json=CAFES, headers={"Idempotency-Key": "k" * 201}), 422, "invalid_input")
-        assert client.post(URL, json=CAFES, headers={"Idempotency-Key": "k" * 200}).status_code == 202
+        assert_error(client.post(URL, json=CAFES, headers={"Idempotency-Key": "k" * 256}), 422, "invalid_input")
+        assert client.post(URL, json=CAFES, headers={"Idempotency-Key": "k" * 255}).status_code == 202
 
 
 # -- notify_url --------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from sqlalchemy import select
 
 from prospectpro.jobs.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from prospectpro.store.schema import notifications
-
 from tests.api.conftest import LiveServer
 
 
@@ -25,7 +24,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append((dict(self.headers), body))
                 status = receiver.statuses[min(len(receiver.requests), len(receiver.statuses)) - 1]
@@ -167,8 +166,7 @@ def test_a_poisoned_webhook_does_not_stop_another_tenants(make_server: Callable[
     """Mallory's URL was stored before submit refused such URLs; Alice's webhook is delivered anyway."""
     from sqlalchemy import update
 
-    from prospectpro.jobs.worker import Worker, worker_config
-    from prospectpro.pipeline.runner import build_pipeline
+    from prospectpro.bootstrap import build_worker
     from prospectpro.services.users import create_user
     from prospectpro.store.schema import discovery_jobs
 
@@ -184,7 +182,7 @@ def test_a_poisoned_webhook_does_not_stop_another_tenants(make_server: Callable[
         config = conn.execute(select(discovery_jobs.c.config).where(discovery_jobs.c.id == mallory_job)).scalar_one()
         config["notify"]["url"] = poisoned
         conn.execute(update(discovery_jobs).where(discovery_jobs.c.id == mallory_job).values(config=config))
-    worker = Worker(server.db, build_pipeline(server.db, server.settings), worker_config(server.settings, 2)).start()
+    worker = build_worker(server.db, server.settings, 2).start()
     try:
         wait_for(lambda: len(hook.requests) >= 1)
 

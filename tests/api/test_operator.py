@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from prospectpro.api.app import create_app
 from prospectpro.bootstrap import open_database
-from prospectpro.cli import LogLevel, app as cli_app, server_options
+from prospectpro.cli import LogLevel, server_options
+from prospectpro.cli import app as cli_app
 from prospectpro.config import Settings
 from tests.api.conftest import LiveServer, free_port
 from tests.api.helpers import CAFES, assert_error, get_job, new_api_key

@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 from prospectpro.cli import app
 from prospectpro.store import migrate
 from prospectpro.store.db import Database
-
 from tests.api.conftest import LiveServer
 
 

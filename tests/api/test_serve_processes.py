@@ -20,7 +20,6 @@ from sqlalchemy import func, select
 from prospectpro.bootstrap import open_database
 from prospectpro.config import Settings
 from prospectpro.store.schema import discovery_jobs, workers
-
 from tests.api.conftest import free_port
 from tests.api.helpers import wait_until
 

@@ -18,7 +18,6 @@ from prospectpro.api.hub import EventHub
 from prospectpro.jobs.model import Change
 from prospectpro.jobs.queue import apply_change, lock_job
 from prospectpro.store.db import Database
-
 from tests.api.conftest import LiveServer
 from tests.api.helpers import (
     CAFES,
@@ -329,3 +328,50 @@ def test_a_stream_cancelled_while_subscribing_is_not_counted(db: Database) -> No
         return hub.stream_count, hub.streams_of(job.owner_id), list(hub._channels)
 
     assert asyncio.run(scenario()) == (0, 0, [])
+
+
+def _refreshes_running() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__qualname__", "") == "EventHub._refresh"]
+
+
+# Regression: api/hub.py EventHub._spawn_refresh started each refresh with asyncio.ensure_future and kept no
+# reference (the loop holds tasks weakly, so one could be collected before it finished), and stop() left the
+# refreshes in flight running against a stopped hub.
+def test_the_hub_holds_its_refreshes_and_stop_cancels_them(db: Database) -> None:
+    job = make_job(db)
+
+    async def scenario() -> None:
+        hub = EventHub(db, poll_interval=3600)  # the poll stays asleep: only announced commits refresh
+        await hub.start()
+        sub = await hub.subscribe(job.id, job.owner_id, 0, 1)
+        assert [sub.queue.get_nowait().seq] == [1]
+
+        # A commit (announced through the database's notifier): the refresh delivers, then the hub lets go of it.
+        with db.write() as conn:
+            apply_change(conn, lock_job(conn, job.id), Change(kind="note", data={"n": 2}))
+        assert (await asyncio.wait_for(sub.queue.get(), 5)).seq == 2
+        for _ in range(500):  # its done-callback runs a loop turn after it ends
+            if not hub._refreshes:
+                break
+            await asyncio.sleep(0.01)
+        assert not hub._refreshes and not _refreshes_running()
+
+        # One held inside its read: the hub keeps it (nothing else does) until stop() cancels it.
+        entered = asyncio.Event()
+
+        async def held_read(job_id: str, after: int) -> Any:
+            entered.set()
+            await asyncio.Event().wait()  # never set: only a cancel ends it
+
+        hub._read = held_read  # type: ignore[method-assign]
+        hub._on_commit(job.id)
+        await asyncio.wait_for(entered.wait(), 5)
+        (refresh,) = _refreshes_running()
+        assert hub._refreshes == {refresh}
+        await asyncio.wait_for(hub.stop(), 5)
+        assert refresh.cancelled() and not _refreshes_running() and not hub._refreshes
+        hub._on_commit(job.id)  # a commit announced after stop starts nothing
+        await asyncio.sleep(0.01)
+        assert not _refreshes_running()
+
+    asyncio.run(scenario())

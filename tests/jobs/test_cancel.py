@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 
 from prospectpro.domain.campaign import JobStatus
+from prospectpro.domain.clock import utcnow
 from prospectpro.jobs import queue
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID
-
 from tests.jobs.test_queue import events_of
 from tests.support import make_job
 
@@ -32,8 +32,8 @@ def test_cancelling_a_job_whose_worker_died_ends_it_at_once(any_db: Database) ->
     db = any_db
     make_job(db, max_attempts=3)
     _, job = queue.claim(db, "dead", lease_seconds=0.05)  # type: ignore[misc]
-    time.sleep(0.1)  # the lease runs out: nobody holds the job any more
-    cancelled = queue.request_cancel(db, job.id, LOCAL_USER_ID)
+    later = utcnow() + timedelta(seconds=0.1)  # the lease has run out: nobody holds the job any more
+    cancelled = queue.request_cancel(db, job.id, LOCAL_USER_ID, now=later)
     assert cancelled.status == JobStatus.cancelled and cancelled.lease_owner is None
     assert kinds_of(db, job.id) == ["created", "claimed", "cancelled"]
     assert queue.claim(db, "w", lease_seconds=30) is None  # nothing left to take over
@@ -53,8 +53,8 @@ def test_a_dead_workers_last_attempt_with_a_cancel_request_ends_cancelled_not_fa
     make_job(db, max_attempts=1)
     _, job = queue.claim(db, "dies-later", lease_seconds=0.5)  # type: ignore[misc]
     queue.request_cancel(db, job.id, LOCAL_USER_ID)  # asked while the worker was alive
-    time.sleep(0.6)  # then it died
-    assert queue.claim(db, "w", lease_seconds=30) is None
+    later = utcnow() + timedelta(seconds=0.6)  # then it died
+    assert queue.claim(db, "w", lease_seconds=30, now=later) is None
     after = queue.get_job(db, job.id)
     assert after.status == JobStatus.cancelled and after.error is None
     assert kinds_of(db, job.id)[-1] == "cancelled"

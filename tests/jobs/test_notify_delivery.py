@@ -14,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select, update
 
-from prospectpro.jobs.model import Job, utcnow
+from prospectpro.domain.clock import utcnow
+from prospectpro.jobs.model import Job
 from prospectpro.jobs.notify import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -22,13 +23,12 @@ from prospectpro.jobs.notify import (
     Deliveries,
     NotifyConfig,
     deliver_due,
+    schedule_notification,
     sign,
 )
-from prospectpro.jobs.queue import schedule_notification
 from prospectpro.services.users import create_user
 from prospectpro.store.db import Database
 from prospectpro.store.schema import notifications
-
 from tests.support import make_job
 
 SECRET = "ab" * 32
@@ -44,7 +44,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver.lock:
                     receiver.requests.append((time.monotonic(), dict(self.headers), body))

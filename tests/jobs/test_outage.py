@@ -17,14 +17,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import JobStatus
 from prospectpro.jobs import queue
+from prospectpro.jobs.kinds import JobKind
 from prospectpro.jobs.model import Change, DatabaseUnavailable, Job
 from prospectpro.jobs.run import JobRun, database_outage
 from prospectpro.jobs.worker import MAX_STALLED_RESUMES, Worker, WorkerConfig
+from prospectpro.pipeline.kind import CAMPAIGN, campaign_kind
 from prospectpro.places.importer import ensure_bundled_places
 from prospectpro.services.campaigns import list_leads
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID
-
 from tests.jobs.test_queue import events_of
 from tests.pipeline.conftest import make_pipeline, submit, wait_until_done
 from tests.plugins import SlowEnricher
@@ -129,7 +130,7 @@ def test_an_attempt_the_database_broke_resumes_in_place_uncharged(db: Database) 
             raise locked()
         run.change(Change(kind="completed", status=JobStatus.completed, progress=100))
 
-    worker = Worker(db, handler, WorkerConfig(lease_seconds=5, poll_interval=0.05)).start()
+    worker = Worker(db, [JobKind(CAMPAIGN, handler)], WorkerConfig(lease_seconds=5, poll_interval=0.05)).start()
     try:
         final = wait_terminal(db, job.id)
     finally:
@@ -148,7 +149,7 @@ def test_an_attempt_the_database_keeps_breaking_while_it_answers_is_charged(db: 
         calls += 1
         raise locked()  # the lease renews fine: this is no outage, whatever the error says
 
-    worker = Worker(db, handler, WorkerConfig(lease_seconds=5, poll_interval=0.05)).start()
+    worker = Worker(db, [JobKind(CAMPAIGN, handler)], WorkerConfig(lease_seconds=5, poll_interval=0.05)).start()
     try:
         final = wait_terminal(db, job.id)
     finally:
@@ -165,7 +166,7 @@ def run_through_outage(
     job = submit(db, Settings(max_attempts=1), max_results=12)
     worker = Worker(
         db,
-        make_pipeline(db, SlowEnricher(0.1), concurrency=1),
+        [campaign_kind(make_pipeline(db, SlowEnricher(0.1), concurrency=1))],
         WorkerConfig(lease_seconds=lease_seconds, poll_interval=0.05),
     ).start()
     try:

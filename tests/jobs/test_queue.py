@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from prospectpro.domain.campaign import JobStatus, Stage
+from prospectpro.domain.clock import utcnow
 from prospectpro.jobs import queue
 from prospectpro.jobs.model import Change, JobFinished, LeaseLost
 from prospectpro.jobs.run import JobRun
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID, campaigns, job_events
-
 from tests.support import make_job
 
 
@@ -54,8 +54,8 @@ def test_expired_lease_is_taken_over_and_old_holder_is_fenced(any_db: Database) 
     db = any_db
     make_job(db)
     lease_a, job = queue.claim(db, "A", lease_seconds=0.05)  # type: ignore[misc]
-    time.sleep(0.1)
-    lease_b, job_b = queue.claim(db, "B", lease_seconds=30)  # type: ignore[misc]
+    later = utcnow() + timedelta(seconds=0.1)  # A's lease has run out by then
+    lease_b, job_b = queue.claim(db, "B", lease_seconds=30, now=later)  # type: ignore[misc]
     assert job_b.id == job.id and lease_b.token == lease_a.token + 1
     run_a = JobRun(db=db, lease=lease_a, job=job)
     with pytest.raises(LeaseLost):
@@ -70,8 +70,7 @@ def test_fenced_write_rolls_back_the_stage_rows_too(any_db: Database) -> None:
     db = any_db
     make_job(db)
     lease_a, job = queue.claim(db, "A", lease_seconds=0.05)  # type: ignore[misc]
-    time.sleep(0.1)
-    queue.claim(db, "B", lease_seconds=30)
+    queue.claim(db, "B", lease_seconds=30, now=utcnow() + timedelta(seconds=0.1))
     run_a = JobRun(db=db, lease=lease_a, job=job)
 
     def write(conn):  # type: ignore[no-untyped-def]
@@ -135,9 +134,8 @@ def test_failure_is_retried_with_backoff_then_fails_readably(any_db: Database) -
     lease, job = queue.claim(db, "w", lease_seconds=30)  # type: ignore[misc]
     job = queue.record_failure(db, lease, "enriching_contacts: RuntimeError: boom", base=0.05, cap=0.05)
     assert job.status == JobStatus.pending and job.run_after > job.updated_at
-    assert queue.claim(db, "w", lease_seconds=30) is None  # not due yet
-    time.sleep(0.1)
-    lease, job = queue.claim(db, "w", lease_seconds=30)  # type: ignore[misc]
+    assert queue.claim(db, "w", lease_seconds=30, now=job.updated_at) is None  # not due yet
+    lease, job = queue.claim(db, "w", lease_seconds=30, now=utcnow() + timedelta(seconds=0.1))  # type: ignore[misc]
     assert job.attempts == 2
     job = queue.record_failure(db, lease, "enriching_contacts: RuntimeError: boom", base=0.05, cap=0.05)
     assert job.status == JobStatus.failed
@@ -150,8 +148,7 @@ def test_dead_worker_past_the_last_attempt_fails_the_job(any_db: Database) -> No
     db = any_db
     make_job(db, max_attempts=1)
     queue.claim(db, "w", lease_seconds=0.05)
-    time.sleep(0.1)
-    assert queue.claim(db, "w2", lease_seconds=30) is None
+    assert queue.claim(db, "w2", lease_seconds=30, now=utcnow() + timedelta(seconds=0.1)) is None
     job = queue.list_jobs(db, LOCAL_USER_ID)[0][0]
     assert job.status == JobStatus.failed and "stopped responding" in (job.error or "")
 

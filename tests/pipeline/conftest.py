@@ -11,6 +11,7 @@ from prospectpro.jobs.events import follow_events
 from prospectpro.jobs.model import Job
 from prospectpro.jobs.queue import get_job
 from prospectpro.jobs.worker import Worker, WorkerConfig
+from prospectpro.pipeline.kind import campaign_kind
 from prospectpro.pipeline.runner import Pipeline
 from prospectpro.places.importer import ensure_bundled_places
 from prospectpro.providers.osm import OsmPlacesSource
@@ -41,7 +42,8 @@ def run_worker() -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
     def start(db: Database, pipeline: Pipeline, **config: object) -> Worker:
-        worker = Worker(db, pipeline, WorkerConfig(**{"lease_seconds": 5.0, "poll_interval": 0.05, **config}))
+        worker_config = WorkerConfig(**{"lease_seconds": 5.0, "poll_interval": 0.05, **config})
+        worker = Worker(db, [campaign_kind(pipeline)], worker_config)
         started.append(worker.start())
         return worker
 

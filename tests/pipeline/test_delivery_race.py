@@ -27,7 +27,6 @@ from prospectpro.services.submissions import submit_campaign
 from prospectpro.services.users import create_user
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID, delivered_businesses, job_candidates
-
 from tests.pipeline.conftest import make_pipeline, wait_until_done
 
 WANTED = 10

@@ -15,7 +15,6 @@ from prospectpro.jobs.worker import Worker
 from prospectpro.services.campaigns import list_leads
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID
-
 from tests.pipeline.conftest import make_pipeline, submit, wait_until_done
 from tests.plugins import HangingEnricher
 

@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from prospectpro.domain.area import Area
 from prospectpro.domain.business import Business
+from prospectpro.domain.campaign import Tier
 from prospectpro.places.importer import import_pbf
-from prospectpro.places.locations import METERS_PER_DEGREE, Area, distance_m, resolve_location
+from prospectpro.places.locations import METERS_PER_DEGREE, distance_m, resolve_location
 from prospectpro.providers.osm import OsmPlacesSource
-from prospectpro.providers.protocols import DiscoveryQuery
+from prospectpro.providers.protocols import CallContext, DiscoveryQuery
 from prospectpro.store.db import Database
 
 # Business field → the OSM tags it may come from.
@@ -131,8 +134,9 @@ def test_ways_are_found_with_their_osm_type(source: OsmPlacesSource, helsinki: A
 
 
 def test_pipeline_protocol_call(source: OsmPlacesSource, helsinki: Area) -> None:
-    query = DiscoveryQuery(tags=("amenity=cafe",), type_name="cafe", area=helsinki)
-    assert source.discover(query) == source.search(["amenity=cafe"], helsinki)
+    query = DiscoveryQuery(tags=("amenity=cafe",), type_name="cafe", area=helsinki, wanted=5)
+    ctx = CallContext(job_id="job", owner_id="owner", tier=Tier.base, wanted=5, budget_limit=Decimal(5))
+    assert source.discover(query, ctx) == source.search(["amenity=cafe"], helsinki)
 
 
 def test_business_round_trips(source: OsmPlacesSource, helsinki: Area) -> None:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from prospectpro.domain.area import Area
 from prospectpro.errors import InvalidInput
-from prospectpro.places.locations import Area, known_localities, resolve_location
+from prospectpro.places.locations import known_localities, resolve_location
 from prospectpro.store.db import Database
 
 

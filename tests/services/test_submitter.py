@@ -18,8 +18,8 @@ from prospectpro.errors import InvalidInput
 from prospectpro.services import submissions as submissions_module
 from prospectpro.services import submitter as submitter_module
 from prospectpro.services.submissions import Submission, SubmitRequest, write_submissions
-from prospectpro.services.users import create_user
 from prospectpro.services.submitter import Submitter
+from prospectpro.services.users import create_user
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID, discovery_jobs, users
 

@@ -21,7 +21,6 @@ from prospectpro.bootstrap import open_database
 from prospectpro.config import Settings
 from prospectpro.store.db import Database, WriteLockTimeout
 from prospectpro.store.schema import rate_limits
-
 from tests.api.conftest import start_server
 from tests.api.helpers import new_api_key, submit
 from tests.store.test_file_lock import HOLDER, python, read_line

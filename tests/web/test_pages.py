@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 
 import httpx
 
+from prospectpro.domain.campaign import STAGE_LABELS, Stage
 from tests.api.conftest import LiveServer
 
 FORM = {"business_type": "cafe", "location": "Helsinki", "max_results": "3", "budget_limit": "5", "min_score": "50"}
@@ -168,6 +170,32 @@ def test_cancel_without_javascript(make_server) -> None:  # type: ignore[no-unty
         html = client.get(f"/jobs/{job_id}").text
         assert 'data-status="cancelled"' in html and "Cancelled" in html
         assert '<form method="post" action="/jobs/' + job_id + '/cancel" id="cancel-form" hidden>' in html
+
+
+def _job_state(html: str) -> dict:
+    match = re.search(r'<script type="application/json" id="job-state">(.*?)</script>', html, re.S)
+    assert match, html
+    return json.loads(match.group(1))
+
+
+# Regression: the stage labels were written out three times (the job model, this page, static/job-page.js,
+# which also listed the stages in order); the page and its script now take both from the server.
+def test_the_job_page_script_takes_the_stages_and_labels_from_the_server(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(workers=0)  # the job stays pending until cancelled
+    with visit_home(server) as client:
+        job_id = job_id_of(submit(client))
+        html = client.get(f"/jobs/{job_id}").text
+        assert f'data-stage-order="{" ".join(stage.value for stage in Stage)}"' in html
+        assert _job_state(html)["stage_label"] == STAGE_LABELS[Stage.queued]
+        client.post(f"/jobs/{job_id}/cancel")
+        html = client.get(f"/jobs/{job_id}").text
+        api = client.get(f"/api/v1/jobs/{job_id}").json()
+        assert _job_state(html)["stage_label"] == api["stage_label"] == "Cancelled"
+        script = client.get("/static/job-page.js").text
+    for stage in Stage:
+        assert f'"{stage.value}"' not in script and STAGE_LABELS[stage] not in script, stage
+    for outcome in ("Completed", "Failed", "Cancelled"):
+        assert f'"{outcome}"' not in script, outcome
 
 
 def test_form_posts_from_other_sites_are_refused(live_server: LiveServer) -> None:

@@ -19,12 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from prospectpro import __version__
 from prospectpro.api import ops, routes
 from prospectpro.api.hub import EventHub
-from prospectpro.bootstrap import open_database
+from prospectpro.bootstrap import build_worker, open_database
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import validation_message
 from prospectpro.errors import PayloadTooLarge, RateLimited, Unauthorized, UserError
-from prospectpro.jobs.worker import Worker, worker_config
-from prospectpro.pipeline.runner import build_pipeline
 from prospectpro.services.submitter import Submitter
 from prospectpro.store.db import Database
 from prospectpro.web import pages as web_pages
@@ -153,11 +151,7 @@ def create_app(
         app.state.submitter = Submitter(database, settings).start()
         worker = None
         if workers > 0:
-            worker = Worker(
-                database,
-                build_pipeline(database, settings),
-                worker_config(settings, workers),
-            ).start()
+            worker = build_worker(database, settings, workers).start()
         if freeze_gc:
             # What is loaded by now lives as long as the process. Moving it out
             # of the collector's reach makes a full collection scan only newer

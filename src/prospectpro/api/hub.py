@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 
 import anyio.to_thread
 from fastapi.sse import format_sse_event
-from sqlalchemy import select
 
 from prospectpro.jobs.events import is_terminal_event
 from prospectpro.jobs.model import JobEvent
 from prospectpro.jobs.queue import list_events
+from prospectpro.jobs.stats import event_seqs
 from prospectpro.store.db import Database
-from prospectpro.store.schema import discovery_jobs
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +71,9 @@ class EventHub:
         self._streams_by_owner: dict[str, int] = defaultdict(int)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        # The loop keeps only weak references to tasks: a refresh nobody holds
+        # could be collected before it finishes (see asyncio.create_task).
+        self._refreshes: set[asyncio.Task[None]] = set()
         self._unsubscribe: object = None
 
     # -- lifecycle (inside the server's event loop) -----------------------
@@ -83,12 +85,12 @@ class EventHub:
     async def stop(self) -> None:
         if callable(self._unsubscribe):
             self._unsubscribe()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        self._loop = None  # a commit announced from now on starts nothing
+        tasks = [*self._refreshes, *([self._task] if self._task is not None else [])]
+        for task in tasks:
+            task.cancel()
+        # Waits for each to end; their CancelledError (or a refresh's own error) stops nothing here.
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     @property
     def stream_count(self) -> int:
@@ -147,7 +149,16 @@ class EventHub:
             loop.call_soon_threadsafe(self._spawn_refresh, job_id)
 
     def _spawn_refresh(self, job_id: str) -> None:
-        asyncio.ensure_future(self._refresh(job_id))
+        if self._loop is None:  # stopped between the announcement and now
+            return
+        task = asyncio.create_task(self._refresh(job_id))
+        self._refreshes.add(task)
+        task.add_done_callback(self._refresh_done)
+
+    def _refresh_done(self, task: asyncio.Task[None]) -> None:
+        self._refreshes.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("event hub refresh failed", exc_info=error)
 
     async def _refresh(self, job_id: str) -> None:
         channel = self._channels.get(job_id)
@@ -172,7 +183,7 @@ class EventHub:
             if not self._channels:
                 continue
             try:
-                seqs = await anyio.to_thread.run_sync(self._current_seqs, list(self._channels))
+                seqs = await anyio.to_thread.run_sync(event_seqs, self.db, list(self._channels))
             except Exception:
                 log.exception("event hub poll failed")
                 continue
@@ -182,15 +193,3 @@ class EventHub:
                 if (channel := self._channels.get(job_id)) is not None and seq > channel.last_seq
             ]
             await asyncio.gather(*(self._refresh(job_id) for job_id in changed))
-
-    def _current_seqs(self, job_ids: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        with self.db.read() as conn:
-            for i in range(0, len(job_ids), 500):
-                rows = conn.execute(
-                    select(discovery_jobs.c.id, discovery_jobs.c.event_seq).where(
-                        discovery_jobs.c.id.in_(job_ids[i : i + 500])
-                    )
-                ).all()
-                found.update({r.id: r.event_seq for r in rows})
-        return found

@@ -14,7 +14,6 @@ from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
 
 from prospectpro import __version__
 from prospectpro.api import schemas
@@ -22,34 +21,22 @@ from prospectpro.api.auth import local_client
 from prospectpro.api.hub import EventHub
 from prospectpro.domain.campaign import JobStatus
 from prospectpro.errors import Forbidden, Unauthorized
-from prospectpro.jobs.model import utcnow
+from prospectpro.jobs import stats
 from prospectpro.jobs.worker import live_workers
 from prospectpro.store import migrate
 from prospectpro.store.db import Database
-from prospectpro.store.schema import api_calls, discovery_jobs
 
 router = APIRouter(tags=["operations"])
 
 DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
-def queue_depth(db: Database) -> int:
-    """Jobs waiting for a worker now (pending and due)."""
-    with db.read() as conn:
-        return conn.execute(
-            select(func.count())
-            .select_from(discovery_jobs)
-            .where(discovery_jobs.c.status == JobStatus.pending.value, discovery_jobs.c.run_after <= utcnow())
-        ).scalar_one()
-
-
 def health(db: Database, lease_seconds: float) -> tuple[int, dict[str, Any]]:
     try:
-        with db.read() as conn:
-            conn.execute(text("SELECT 1"))
+        stats.ping(db)
         current = migrate.is_current(db)
         workers = len(live_workers(db, lease_seconds))
-        depth = queue_depth(db)
+        depth = stats.queue_depth(db)
         # Reads still work while a frozen writer holds SQLite's write lock; writes do not.
         writer = db.stalled_writer()
     except Exception as exc:
@@ -112,27 +99,13 @@ class StoreCollector(Collector):
         self.hub = hub
 
     def collect(self) -> Iterator[Any]:
-        with self.db.read() as conn:
-            by_status = dict(
-                conn.execute(select(discovery_jobs.c.status, func.count()).group_by(discovery_jobs.c.status)).all()
-            )
-            finished = conn.execute(
-                select(discovery_jobs.c.started_at, discovery_jobs.c.completed_at)
-                .where(discovery_jobs.c.status == JobStatus.completed.value, discovery_jobs.c.started_at.is_not(None))
-                .order_by(discovery_jobs.c.completed_at.desc())
-                .limit(10_000)
-            ).all()
-            calls = conn.execute(
-                select(api_calls.c.provider, func.count(), func.coalesce(func.sum(api_calls.c.cost), 0)).group_by(
-                    api_calls.c.provider
-                )
-            ).all()
+        queue = stats.queue_stats(self.db)
         jobs = GaugeMetricFamily("prospectpro_jobs", "Jobs by status", labels=["status"])
         for status in JobStatus:
-            jobs.add_metric([status.value], by_status.get(status.value, 0))
+            jobs.add_metric([status.value], queue.by_status.get(status.value, 0))
         yield jobs
-        yield GaugeMetricFamily("prospectpro_queue_depth", "Jobs pending and due", value=queue_depth(self.db))
-        durations = sorted((row.completed_at - row.started_at).total_seconds() for row in finished)
+        yield GaugeMetricFamily("prospectpro_queue_depth", "Jobs pending and due", value=queue.depth)
+        durations = queue.durations
         buckets = [(str(b), sum(d <= b for d in durations)) for b in DURATION_BUCKETS]
         buckets.append(("+Inf", len(durations)))
         hist = HistogramMetricFamily(
@@ -142,9 +115,9 @@ class StoreCollector(Collector):
         yield hist
         count = CounterMetricFamily("prospectpro_provider_calls", "External API calls", labels=["provider"])
         cost = CounterMetricFamily("prospectpro_provider_cost_usd", "External API cost", labels=["provider"])
-        for provider, n, usd in calls:
-            count.add_metric([provider], n)
-            cost.add_metric([provider], float(usd))
+        for spend in queue.spend:
+            count.add_metric([spend.provider], spend.calls)
+            cost.add_metric([spend.provider], float(spend.cost))
         yield count
         yield cost
         yield GaugeMetricFamily("prospectpro_sse_clients", "Open event streams in this process", value=self.hub.stream_count)

@@ -21,8 +21,10 @@ from prospectpro.domain.campaign import CampaignRequest, JobStatus
 from prospectpro.domain.text import parse_id
 from prospectpro.errors import NotFound, RateLimited, UnsupportedMediaType
 from prospectpro.jobs import queue
+from prospectpro.jobs.model import Job
 from prospectpro.net import Policy, resolve_public
 from prospectpro.services import campaigns as campaign_service
+from prospectpro.services.export import leads_csv
 from prospectpro.services.submissions import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     IDEMPOTENCY_KEY_PATTERN,
@@ -30,7 +32,6 @@ from prospectpro.services.submissions import (
     SubmitRequest,
     check_idempotency_key,
 )
-from prospectpro.services.export import leads_csv
 from prospectpro.store.db import Database
 
 router = APIRouter()
@@ -139,7 +140,7 @@ async def submit(
         await anyio.to_thread.run_sync(
             lambda: resolve_public(notify_url, Policy(allow_private=settings.allow_private_notify_urls))
         )
-    submission = await state.submitter.submit(
+    submission: Submission = await state.submitter.submit(
         SubmitRequest(
             body,
             owner_id=caller.owner_id,
@@ -208,17 +209,20 @@ async def create_campaign(
 async def list_jobs(
     c: Context,
     status: JobStatus | None = None,
+    kind: Annotated[
+        str, Query(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="Which kind of job (campaign by default)")
+    ] = "campaign",
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
-    """The caller's jobs, newest first."""
+    """The caller's jobs of one kind, newest first."""
     jobs, total = await anyio.to_thread.run_sync(
-        lambda: queue.list_jobs(c.db, c.owner_id, status=status, limit=limit, offset=offset)
+        lambda: queue.list_jobs(c.db, c.owner_id, kind=kind, status=status, limit=limit, offset=offset)
     )
     return {"jobs": [j.to_public() for j in jobs], "total": total, "limit": limit, "offset": offset}
 
 
-async def owned_job(c: Ctx, job_id: str) -> Any:
+async def owned_job(c: Ctx, job_id: str) -> Job:
     return await anyio.to_thread.run_sync(lambda: queue.get_job(c.db, job_id, c.owner_id))
 
 

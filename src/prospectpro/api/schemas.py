@@ -94,7 +94,8 @@ class SubmitOut(BaseModel):
 class JobOut(BaseModel):
     id: str
     job_id: str
-    campaign_id: str
+    kind: str = Field(description="What the job does: campaign (the only kind a caller submits, so far)")
+    campaign_id: str | None = Field(description="The campaign a campaign job runs; null for other kinds")
     status: str
     progress: int
     current_stage: str

@@ -15,8 +15,10 @@ from prospectpro.errors import InvalidInput
 
 MAX_TYPE_LENGTH = 100
 # Keys whose values name a kind of business; others (building=*, landuse=*) do not.
+# In this order the importer picks a place's category from its tags: a cafe
+# that is also shop=coffee is amenity=cafe.
 OSM_BUSINESS_KEYS: tuple[str, ...] = (
-    "amenity", "craft", "healthcare", "leisure", "office", "shop", "tourism",
+    "amenity", "shop", "craft", "office", "healthcare", "tourism", "leisure",
 )  # fmt: skip
 
 _RAW_TAG = re.compile(r"^\s*([A-Za-z_:]+)\s*=\s*([A-Za-z0-9_-]+)\s*$")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from prospectpro.domain.area import Area
 from prospectpro.domain.text import NO_CONTROL_CHARACTERS
 from prospectpro.errors import InvalidInput
 
@@ -147,3 +149,75 @@ def parse_campaign_request(data: dict[str, object]) -> CampaignRequest:
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         raise InvalidInput(validation_message(errors), details=errors) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Where a campaign's webhook goes, and the secret its body is signed with."""
+
+    url: str
+    secret: str
+
+
+# What a job's config cannot run without; the rest has the request's defaults.
+_REQUIRED = ("tags", "area", "max_results", "min_score", "business_type")
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignConfig:
+    """A campaign as its job runs it: the request with its type and location resolved.
+
+    Built once at submit and stored as ``job.config`` (``to_dict``); the
+    stages read it back with ``from_dict`` and use the attributes.
+    """
+
+    business_type: str  # the canonical type name
+    business_type_label: str
+    tags: tuple[str, ...]  # its OpenStreetMap tags
+    location: str  # as the user typed it
+    area: Area  # as it resolved
+    max_results: int
+    budget_limit: Decimal
+    min_score: int
+    tier: Tier
+    include_delivered: bool
+    notify: Notify | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON stored in ``discovery_jobs.config`` (and shown, without the secret, as the job's config)."""
+        data: dict[str, Any] = {
+            "business_type": self.business_type,
+            "business_type_label": self.business_type_label,
+            "tags": list(self.tags),
+            "location": self.location,
+            "area": self.area.to_dict(),
+            "max_results": self.max_results,
+            "budget_limit": str(self.budget_limit),
+            "min_score": self.min_score,
+            "tier": self.tier.value,
+            "include_delivered": self.include_delivered,
+        }
+        if self.notify is not None:
+            data["notify"] = {"url": self.notify.url, "secret": self.notify.secret}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CampaignConfig:
+        missing = [key for key in _REQUIRED if key not in data]
+        if missing:
+            raise ValueError(f"job config lacks {', '.join(missing)}")
+        notify = data.get("notify")
+        area = Area.from_dict(data["area"])
+        return cls(
+            business_type=str(data["business_type"]),
+            business_type_label=str(data.get("business_type_label") or data["business_type"]),
+            tags=tuple(data["tags"]),
+            location=str(data.get("location") or area.label),
+            area=area,
+            max_results=int(data["max_results"]),
+            budget_limit=Decimal(str(data.get("budget_limit", "5"))),
+            min_score=int(data["min_score"]),
+            tier=Tier(data.get("tier", Tier.base.value)),
+            include_delivered=bool(data.get("include_delivered", False)),
+            notify=Notify(url=str(notify["url"]), secret=str(notify["secret"])) if notify else None,
+        )

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-
 _EPSILON = 1e-9
 
 

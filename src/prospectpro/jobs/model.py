@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from prospectpro.domain.campaign import JobStatus, Stage
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+from prospectpro.domain.campaign import JobStatus
+from prospectpro.domain.clock import iso
+from prospectpro.jobs.kinds import stage_label
 
 
 class LeaseLost(Exception):
@@ -44,11 +38,12 @@ class Lease:
 @dataclass(frozen=True, slots=True)
 class Job:
     id: str
-    campaign_id: str
+    kind: str  # which handler runs it (``prospectpro.jobs.kinds``)
+    campaign_id: str | None  # set for campaign jobs only
     owner_id: str
     status: JobStatus
     progress: int
-    current_stage: Stage
+    current_stage: str  # as the kind's handler reported it
     config: dict[str, Any]
     metrics: dict[str, Any]
     checkpoint: dict[str, Any]
@@ -73,9 +68,8 @@ class Job:
         m = row._mapping
         return cls(
             **{
-                **{k: m[k] for k in cls.__slots__},  # type: ignore[attr-defined]
+                **{k: m[k] for k in cls.__slots__},
                 "status": JobStatus(m["status"]),
-                "current_stage": Stage(m["current_stage"]),
                 "config": dict(m["config"] or {}),
                 "metrics": dict(m["metrics"] or {}),
                 "checkpoint": dict(m["checkpoint"] or {}),
@@ -85,20 +79,24 @@ class Job:
 
     def to_row(self) -> dict[str, Any]:
         """The job as the discovery_jobs row stores it."""
-        row = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        row = {name: getattr(self, name) for name in self.__slots__}
         row["status"] = self.status.value
-        row["current_stage"] = self.current_stage.value
         return row
 
-    def stage_done(self, stage: Stage) -> bool:
-        return self.checkpoint.get(stage.value) == "done"
+    def stage_done(self, stage: str) -> bool:
+        return self.checkpoint.get(str(stage)) == "done"
 
     @property
     def stage_label(self) -> str:
         """What a progress display shows: the stage while running, the outcome once ended."""
         if self.status.terminal:
             return self.status.value.capitalize()
-        return self.current_stage.label
+        return self.running_label
+
+    @property
+    def running_label(self) -> str:
+        """The words for the stage it is at, as its kind names them."""
+        return stage_label(self.kind, self.current_stage)
 
     def snapshot(self) -> dict[str, Any]:
         """What a client needs to draw the job: also the payload of every event."""
@@ -107,7 +105,7 @@ class Job:
             "campaign_id": self.campaign_id,
             "status": self.status.value,
             "progress": self.progress,
-            "current_stage": self.current_stage.value,
+            "current_stage": self.current_stage,
             "stage_label": self.stage_label,
             "event_seq": self.event_seq,
             "metrics": self.metrics,
@@ -123,6 +121,7 @@ class Job:
         return {
             **self.snapshot(),
             "id": self.id,
+            "kind": self.kind,
             "config": config,
             "max_attempts": self.max_attempts,
             "created_at": iso(self.created_at),
@@ -155,7 +154,7 @@ class Change:
 
     kind: str
     status: JobStatus | None = None
-    stage: Stage | None = None
+    stage: str | None = None  # the handler's own stage name (a campaign's: domain.campaign.Stage)
     progress: int | None = None  # never lowers the job's progress
     metrics: Mapping[str, Any] | None = None  # merged into the job's metrics
     checkpoint: Mapping[str, Any] | None = None  # merged into the job's checkpoint

@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 
+from prospectpro.domain.clock import utcnow
 from prospectpro.errors import InvalidInput
-from prospectpro.jobs.model import Job, utcnow
+from prospectpro.jobs.model import Job
 from prospectpro.jobs.queue import get_job, retry_delay
 from prospectpro.net import Policy, Resolver, parse_url, public_client, system_resolver
 from prospectpro.store.db import Database
@@ -86,6 +87,22 @@ class Due:
     secret: str
     attempts: int
     next_attempt_at: datetime
+
+
+def schedule_notification(conn: Connection, job: Job, now: datetime) -> None:
+    """Owe the webhook of ``job`` (its config's ``notify``): written in the transaction that ends the job."""
+    notify = job.config["notify"]
+    conn.execute(
+        insert(notifications).values(
+            job_id=job.id,
+            url=notify["url"],
+            secret=notify["secret"],
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

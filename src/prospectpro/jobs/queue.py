@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
-from prospectpro.domain.campaign import JobStatus, Stage
+from prospectpro.domain.campaign import JobStatus
+from prospectpro.domain.clock import utcnow
 from prospectpro.errors import NotFound
-from prospectpro.jobs.model import Change, Job, JobEvent, JobFinished, Lease, LeaseLost, utcnow
+from prospectpro.jobs.kinds import QUEUED, status_hook
+from prospectpro.jobs.model import Change, Job, JobEvent, JobFinished, Lease, LeaseLost
 from prospectpro.store.db import Database, mark_changed
-from prospectpro.store.schema import campaigns, discovery_jobs, job_events, notifications
-
+from prospectpro.store.schema import discovery_jobs, job_events
 
 _INSERT_JOB = insert(discovery_jobs)
 _INSERT_EVENT = insert(job_events)
@@ -62,7 +63,11 @@ def apply_change(
     now: datetime | None = None,
     columns: Mapping[str, Any] | None = None,
 ) -> tuple[Job, JobEvent]:
-    """Update the job row and append its next event; the caller holds the row (``lock_job``)."""
+    """Update the job row and append its next event; the caller holds the row (``lock_job``).
+
+    When the status changes, the job's kind's hook runs here, in the same
+    transaction: what it writes commits with the change, or neither does.
+    """
     if job.status.terminal:
         raise JobFinished(f"job {job.id} is {job.status.value}")
     now = now or utcnow()
@@ -74,7 +79,7 @@ def apply_change(
             values["lease_owner"] = None
             values["lease_expires_at"] = None
     if change.stage is not None:
-        values["current_stage"] = change.stage.value
+        values["current_stage"] = str(change.stage)
     if change.progress is not None:
         values["progress"] = max(job.progress, min(100, change.progress))
     if change.metrics:
@@ -93,9 +98,9 @@ def apply_change(
         raise LeaseLost(f"job {job.id} changed underneath this transaction")
     updated = Job.from_row(result)
     if change.status is not None and change.status != job.status:
-        _mirror_campaign_status(conn, updated, now)
-        if updated.status.terminal and "notify" in updated.config:
-            schedule_notification(conn, updated, now)
+        hook = status_hook(updated.kind)
+        if hook is not None:
+            hook(conn, updated, now)
     data = {**updated.snapshot(), "message": _message(change, updated), **change.data}
     conn.execute(
         _INSERT_EVENT, {"job_id": job.id, "seq": updated.event_seq, "kind": change.kind, "data": data, "created_at": now}
@@ -111,39 +116,18 @@ def _message(change: Change, job: Job) -> str:
         return "Cancelled"
     if change.status == JobStatus.completed:
         return "Completed"
-    return job.current_stage.label
-
-
-def schedule_notification(conn: Connection, job: Job, now: datetime) -> None:
-    notify = job.config["notify"]
-    conn.execute(
-        insert(notifications).values(
-            job_id=job.id,
-            url=notify["url"],
-            secret=notify["secret"],
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
-
-
-def _mirror_campaign_status(conn: Connection, job: Job, now: datetime) -> None:
-    values: dict[str, Any] = {"status": job.status.value, "updated_at": now}
-    if job.status.terminal:
-        values["completed_at"] = now
-    conn.execute(update(campaigns).where(campaigns.c.id == job.campaign_id).values(**values))
+    return job.running_label
 
 
 @dataclass(frozen=True)
 class NewJob:
     """What a caller decides about a job to enqueue; the queue fills in the rest."""
 
-    campaign_id: str
     owner_id: str
     config: dict[str, Any]
     max_attempts: int
+    kind: str = "campaign"
+    campaign_id: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
 
@@ -156,11 +140,12 @@ def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob], now: datetime | No
     jobs = [
         Job(
             id=str(uuid.uuid4()),
+            kind=new.kind,
             campaign_id=new.campaign_id,
             owner_id=new.owner_id,
             status=JobStatus.pending,
             progress=0,
-            current_stage=Stage.queued,
+            current_stage=QUEUED,
             config=new.config,
             metrics={},
             checkpoint={},
@@ -205,27 +190,40 @@ def _created(job: Job) -> dict[str, Any]:
     return {**job.snapshot(), "message": "Queued"}
 
 
-def _claimable(now: datetime) -> Any:
-    return or_(
+def _claimable(now: datetime, kinds: Collection[str] | None) -> Any:
+    due = or_(
         and_(discovery_jobs.c.status == JobStatus.pending.value, discovery_jobs.c.run_after <= now),
         and_(discovery_jobs.c.status == JobStatus.processing.value, discovery_jobs.c.lease_expires_at < now),
     )
+    # A worker takes only the kinds it has handlers for: an older worker leaves a newer kind to the others.
+    return due if kinds is None else and_(due, discovery_jobs.c.kind.in_(sorted(kinds)))
 
 
-def has_claimable(db: Database, now: datetime | None = None) -> bool:
+def has_claimable(db: Database, now: datetime | None = None, *, kinds: Collection[str] | None = None) -> bool:
     """Cheap read first, so idle workers do not queue on SQLite's write lock."""
     with db.read() as conn:
-        return conn.execute(select(discovery_jobs.c.id).where(_claimable(now or utcnow())).limit(1)).first() is not None
+        query = select(discovery_jobs.c.id).where(_claimable(now or utcnow(), kinds)).limit(1)
+        return conn.execute(query).first() is not None
 
 
-def claim(db: Database, worker_id: str, lease_seconds: float) -> tuple[Lease, Job] | None:
-    """Take the oldest runnable job: pending and due, or processing with an expired lease."""
+def claim(
+    db: Database,
+    worker_id: str,
+    lease_seconds: float,
+    *,
+    kinds: Collection[str] | None = None,
+    now: datetime | None = None,
+) -> tuple[Lease, Job] | None:
+    """Take the oldest runnable job (of ``kinds``, when given): pending and due, or processing with an expired lease.
+
+    ``now``: the time to judge by, for tests; the clock's by default.
+    """
     while True:
-        now = utcnow()
+        at = now or utcnow()
         with db.write() as conn:
             query = (
                 select(discovery_jobs.c.id)
-                .where(_claimable(now))
+                .where(_claimable(at, kinds))
                 .order_by(discovery_jobs.c.run_after, discovery_jobs.c.created_at)
                 .limit(1)
             )
@@ -242,7 +240,7 @@ def claim(db: Database, worker_id: str, lease_seconds: float) -> tuple[Lease, Jo
                 # A cancel request wins over the failure. With attempts left, a job
                 # whose cancel was asked is claimed as usual: its handler ends it at
                 # its first checkpoint, keeping what it had found.
-                apply_change(conn, job, _out_of_attempts(job), now=now)
+                apply_change(conn, job, _out_of_attempts(job), now=at)
                 continue  # look for another job in a new transaction
             token = job.lease_token + 1
             job, _ = apply_change(
@@ -253,13 +251,13 @@ def claim(db: Database, worker_id: str, lease_seconds: float) -> tuple[Lease, Jo
                     status=JobStatus.processing,
                     data={"attempt": job.attempts + 1, "worker": worker_id},
                 ),
-                now=now,
+                now=at,
                 columns={
                     "lease_owner": worker_id,
                     "lease_token": token,
-                    "lease_expires_at": now + timedelta(seconds=lease_seconds),
+                    "lease_expires_at": at + timedelta(seconds=lease_seconds),
                     "attempts": job.attempts + 1,
-                    "started_at": job.started_at or now,
+                    "started_at": job.started_at or at,
                 },
             )
             return Lease(job_id=job.id, worker_id=worker_id, token=token), job
@@ -275,13 +273,13 @@ def _out_of_attempts(job: Job) -> Change:
     )
 
 
-def renew_lease(db: Database, lease: Lease, lease_seconds: float) -> bool | None:
+def renew_lease(db: Database, lease: Lease, lease_seconds: float, *, now: datetime | None = None) -> bool | None:
     """Extend the lease. Returns the job's cancel flag, or None when the lease is lost.
 
     A renewal is bookkeeping, not a change of the job a client sees: it
     writes no event.
     """
-    now = utcnow()
+    now = now or utcnow()
     with db.write() as conn:
         row = conn.execute(
             update(discovery_jobs)
@@ -297,39 +295,44 @@ def renew_lease(db: Database, lease: Lease, lease_seconds: float) -> bool | None
     return None if row is None else bool(row[0])
 
 
-def release(db: Database, lease: Lease) -> None:
+def release(db: Database, lease: Lease, *, now: datetime | None = None) -> None:
     """Give a job back (worker shutting down) without counting the attempt."""
     with db.write() as conn:
         job = lock_job(conn, lease.job_id, lease)
+        now = now or utcnow()  # once the row is held: a wait for the lock does not shorten anything
         apply_change(
             conn,
             job,
             Change(kind="released", status=JobStatus.pending, data={"worker": lease.worker_id}),
+            now=now,
             columns={
                 "lease_owner": None,
                 "lease_expires_at": None,
                 "attempts": max(0, job.attempts - 1),
-                "run_after": utcnow(),
+                "run_after": now,
             },
         )
 
 
 def retry_delay(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with full jitter on the upper half."""
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = min(cap, base * (2.0 ** max(0, attempt - 1)))
     return delay / 2 + random.uniform(0, delay / 2)
 
 
-def record_failure(db: Database, lease: Lease, error: str, *, base: float, cap: float) -> Job:
+def record_failure(
+    db: Database, lease: Lease, error: str, *, base: float, cap: float, now: datetime | None = None
+) -> Job:
     """An attempt raised: retry later with backoff, or fail for good after the last attempt.
 
     A cancel request wins over both: the owner asked for the job to end, so it ends cancelled.
     """
     with db.write() as conn:
         job = lock_job(conn, lease.job_id, lease)
+        now = now or utcnow()  # once the row is held: a wait for the lock does not shorten the backoff
         if job.cancel_requested:
             job, _ = apply_change(
-                conn, job, Change(kind="cancelled", status=JobStatus.cancelled, data={"attempt_error": error})
+                conn, job, Change(kind="cancelled", status=JobStatus.cancelled, data={"attempt_error": error}), now=now
             )
         elif job.attempts < job.max_attempts:
             delay = retry_delay(job.attempts, base, cap)
@@ -342,24 +345,26 @@ def record_failure(db: Database, lease: Lease, error: str, *, base: float, cap: 
                     error=error,
                     data={"attempt": job.attempts, "retry_in_seconds": round(delay, 3)},
                 ),
-                columns={"lease_owner": None, "lease_expires_at": None, "run_after": utcnow() + timedelta(seconds=delay)},
+                now=now,
+                columns={"lease_owner": None, "lease_expires_at": None, "run_after": now + timedelta(seconds=delay)},
             )
         else:
             job, _ = apply_change(
                 conn,
                 job,
                 Change(kind="failed", status=JobStatus.failed, error=f"{error} (after {job.attempts} attempts)"),
+                now=now,
             )
         return job
 
 
-def request_cancel(db: Database, job_id: str, owner_id: str) -> Job:
+def request_cancel(db: Database, job_id: str, owner_id: str, *, now: datetime | None = None) -> Job:
     """Cancel a job: at once when no worker holds it, else at the worker's next checkpoint.
 
     No worker holds a pending job, nor one whose worker died (its lease
     expired): those end at once rather than when some worker claims them.
     """
-    now = utcnow()
+    now = now or utcnow()
     with db.write() as conn:
         job = lock_job(conn, job_id)
         if job.owner_id != owner_id:
@@ -382,6 +387,19 @@ def cancel_is_requested(db: Database, job_id: str) -> bool:
         )
 
 
+def job_by_idempotency_key(conn: Connection, owner_id: str, key: str) -> Job | None:
+    """The owner's job submitted with this Idempotency-Key, if any (inside the caller's transaction)."""
+    row = conn.execute(
+        select(discovery_jobs).where(discovery_jobs.c.owner_id == owner_id, discovery_jobs.c.idempotency_key == key)
+    ).first()
+    return None if row is None else Job.from_row(row)
+
+
+def job_exists(db: Database, job_id: str) -> bool:
+    with db.read() as conn:
+        return conn.execute(select(discovery_jobs.c.id).where(discovery_jobs.c.id == job_id)).first() is not None
+
+
 def get_job(db: Database, job_id: str, owner_id: str | None = None) -> Job:
     with db.read() as conn:
         row = conn.execute(select(discovery_jobs).where(discovery_jobs.c.id == job_id)).first()
@@ -391,9 +409,22 @@ def get_job(db: Database, job_id: str, owner_id: str | None = None) -> Job:
 
 
 def list_jobs(
-    db: Database, owner_id: str, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
+    db: Database,
+    owner_id: str,
+    *,
+    kind: str | None = "campaign",
+    status: JobStatus | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> tuple[list[Job], int]:
+    """The owner's jobs of ``kind`` (every kind with None), newest first, and how many there are.
+
+    Jobs the system runs for itself are owned by ``SYSTEM_USER_ID``, which no
+    caller is: they never show here.
+    """
     where = [discovery_jobs.c.owner_id == owner_id]
+    if kind is not None:
+        where.append(discovery_jobs.c.kind == kind)
     if status is not None:
         where.append(discovery_jobs.c.status == status.value)
     with db.read() as conn:
@@ -438,4 +469,4 @@ def find_job_id(db: Database, prefix: str, owner_id: str) -> str:
         )
     if len(ids) != 1:
         raise NotFound(f"job {prefix} not found" if not ids else f"job id prefix {prefix} is ambiguous")
-    return ids[0]
+    return str(ids[0])

@@ -14,7 +14,8 @@ import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from prospectpro.jobs.model import Change, DatabaseUnavailable, Job, JobFinished, Lease, LeaseLost, utcnow
+from prospectpro.domain.clock import utcnow
+from prospectpro.jobs.model import Change, DatabaseUnavailable, Job, JobFinished, Lease, LeaseLost
 from prospectpro.jobs.queue import apply_change, cancel_is_requested, lock_job
 from prospectpro.store.db import Database
 

@@ -1,4 +1,4 @@
-"""Workers: claim jobs, hold their leases by heartbeat, run the handler.
+"""Workers: claim jobs, hold their leases by heartbeat, run each one's kind's handler.
 
 A worker is N slot threads plus a registry heartbeat. Each running job has
 its own heartbeat thread renewing the lease every third of its length; if a
@@ -19,16 +19,19 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import delete, select
 
 from prospectpro.config import Settings
-from prospectpro.jobs.model import JobFinished, LeaseLost, utcnow
+from prospectpro.domain.clock import utcnow
+from prospectpro.jobs.kinds import JobKind, kind_registry
+from prospectpro.jobs.model import JobFinished, LeaseLost
 from prospectpro.jobs.notify import Deliveries, NotifyConfig
 from prospectpro.jobs.queue import claim, has_claimable, record_failure, release, renew_lease
-from prospectpro.jobs.run import CLOCK_MARGIN_SECONDS, Handler, JobRun, WorkerStopping, database_outage
+from prospectpro.jobs.run import CLOCK_MARGIN_SECONDS, JobRun, WorkerStopping, database_outage
 from prospectpro.store.db import Database
 from prospectpro.store.schema import workers
 
@@ -47,7 +50,7 @@ class WorkerConfig:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     concurrency: int = 1
-    notify: NotifyConfig = NotifyConfig()
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
 
 def worker_config(settings: Settings, concurrency: int = 1) -> WorkerConfig:
@@ -81,12 +84,19 @@ def describe_error(exc: BaseException, stage: str) -> str:
 
 @dataclass
 class Worker:
+    """Runs the jobs of ``kinds`` (and only those: it claims no job it has no handler for).
+
+    Assembled with the configured kinds by ``prospectpro.bootstrap.build_worker``.
+    """
+
     db: Database
-    handler: Handler
+    kinds: Iterable[JobKind] | Mapping[str, JobKind]
     config: WorkerConfig = field(default_factory=WorkerConfig)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
 
     def __post_init__(self) -> None:
+        self._kinds = kind_registry(self.kinds)
+        self._kind_names = frozenset(self._kinds)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -179,7 +189,11 @@ class Worker:
     def _slot_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                claimed = claim(self.db, self.worker_id, self.config.lease_seconds) if has_claimable(self.db) else None
+                claimed = (
+                    claim(self.db, self.worker_id, self.config.lease_seconds, kinds=self._kind_names)
+                    if has_claimable(self.db, kinds=self._kind_names)
+                    else None
+                )
             except Exception as exc:
                 _log_failure("claim failed; retrying", exc)
                 claimed = None
@@ -212,9 +226,10 @@ class Worker:
 
     def _attempt(self, run: JobRun) -> None:
         stalled, seq = 0, run.job.event_seq  # resumptions since the job last changed
+        handler = self._kinds[run.job.kind].handler  # claimed by kind: it has one
         while True:
             try:
-                self.handler(run)
+                handler(run)
                 return
             except (LeaseLost, JobFinished) as exc:
                 log.warning("job %s: stopped writing: %s", run.lease.job_id, exc)
@@ -239,7 +254,7 @@ class Worker:
 
     def _record_failure(self, run: JobRun, exc: Exception) -> None:
         log.warning("job %s attempt failed:\n%s", run.lease.job_id, traceback.format_exc())
-        error = describe_error(exc, run.job.current_stage.value)
+        error = describe_error(exc, run.job.current_stage)
         self._quietly(
             run,
             lambda: record_failure(

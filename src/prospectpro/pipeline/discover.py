@@ -8,47 +8,33 @@ from sqlalchemy import Connection
 
 from prospectpro.domain.business import Business
 from prospectpro.domain.campaign import Stage
-from prospectpro.domain.dedup import fingerprint
 from prospectpro.jobs.run import JobRun
 from prospectpro.pipeline import stage
-from prospectpro.places.locations import Area
-from prospectpro.providers.protocols import DiscoveryQuery, DiscoverySource
-from prospectpro.store.schema import job_candidates
-from prospectpro.store.upsert import insert_ignore
+from prospectpro.providers.protocols import PASS_THROUGH, DiscoveryQuery, DiscoverySource, Gate
+from prospectpro.store.candidates import insert_candidates
 
 
-def run(run: JobRun, sources: Sequence[DiscoverySource]) -> None:
+def run(run: JobRun, sources: Sequence[DiscoverySource], gate: Gate = PASS_THROUGH) -> None:
     stage.start(run, Stage.discovering_businesses)
-    config = run.job.config
+    campaign = stage.config(run)
     query = DiscoveryQuery(
-        tags=tuple(config["tags"]),
-        type_name=config["business_type"],
-        area=Area.from_dict(config["area"]),
+        tags=campaign.tags, type_name=campaign.business_type, area=campaign.area, wanted=campaign.max_results
     )
+    # Every source is told the whole need: what one found is not yet scored,
+    # merged or checked against earlier deliveries, so it does not lower it.
+    ctx = stage.call_context(run, campaign, wanted=campaign.max_results, gate=gate)
     found: list[Business] = []
     per_source: dict[str, int] = {}
     for source in sources:
         run.checkpoint()
-        businesses = list(source.discover(query))
+        businesses = list(source.discover(query, ctx))
         per_source[source.name] = len(businesses)
         found.extend(businesses)
 
     job_id = run.lease.job_id
 
     def write(conn: Connection) -> None:
-        rows = [
-            {
-                "job_id": job_id,
-                "source": b.source,
-                "source_id": b.source_id,
-                "position": position,
-                "fingerprint": fingerprint(b),
-                "business": b.to_dict(),
-            }
-            for position, b in enumerate(found)
-        ]
-        if rows:
-            insert_ignore(conn, job_candidates, rows, ["job_id", "source", "source_id"])
+        insert_candidates(conn, job_id, found)
 
     stage.finish(
         run,
@@ -56,4 +42,3 @@ def run(run: JobRun, sources: Sequence[DiscoverySource]) -> None:
         metrics={"businesses_found": len(found), "total_found": len(found), "sources": per_source},
         write=write,
     )
-

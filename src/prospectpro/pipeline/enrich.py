@@ -20,11 +20,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from decimal import Decimal
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection
 
 from prospectpro.domain.business import Business
 from prospectpro.domain.campaign import Stage
@@ -32,8 +31,8 @@ from prospectpro.domain.scoring import score_business
 from prospectpro.jobs.model import Change
 from prospectpro.jobs.run import JobRun
 from prospectpro.pipeline import stage
-from prospectpro.providers.protocols import Enricher, Enrichment
-from prospectpro.store.schema import job_candidates
+from prospectpro.providers.protocols import PASS_THROUGH, CallContext, Enricher, Enrichment, Gate
+from prospectpro.store.candidates import enrichment_progress, pending_enrichment, record_enrichment
 
 T = TypeVar("T")
 _CHECK_SECONDS = 0.5  # how often a wait for slow steps looks for a cancel or a stop
@@ -49,12 +48,14 @@ class StepClock:
         self.step = (name, time.monotonic())
 
 
-def enrich_business(business: Business, enrichers: Sequence[Enricher], clock: StepClock | None = None) -> Enrichment:
+def enrich_business(
+    business: Business, enrichers: Sequence[Enricher], ctx: CallContext, clock: StepClock | None = None
+) -> Enrichment:
     found = Enrichment()
     for enricher in enrichers:
         if clock is not None:
             clock.enter(enricher.name)
-        found = enricher.enrich(business, found)
+        found = enricher.enrich(business, found, ctx)
     return found
 
 
@@ -74,35 +75,23 @@ def _in_thread(fn: Callable[[], T]) -> Future[T]:
     return future
 
 
-def _progress(conn: Connection, job_id: str) -> tuple[int, int, Decimal]:
-    selected = and_(job_candidates.c.job_id == job_id, job_candidates.c.selected.is_(True))
-    total, done, cost = conn.execute(
-        select(
-            func.count(),
-            func.count().filter(job_candidates.c.enrich_state == "done"),
-            func.coalesce(func.sum(job_candidates.c.cost), 0),
-        ).where(selected)
-    ).one()
-    return total, done, Decimal(str(cost))
-
-
-def run(run: JobRun, enrichers: Sequence[Enricher], concurrency: int, *, step_timeout: float = 120.0) -> None:
+def run(
+    run: JobRun,
+    enrichers: Sequence[Enricher],
+    concurrency: int,
+    *,
+    step_timeout: float = 120.0,
+    gate: Gate = PASS_THROUGH,
+) -> None:
     stage.start(run, Stage.enriching_contacts)
     job_id = run.lease.job_id
     with run.db.read() as conn:
-        pending = conn.execute(
-            select(job_candidates.c.id, job_candidates.c.business)
-            .where(
-                job_candidates.c.job_id == job_id,
-                job_candidates.c.selected.is_(True),
-                job_candidates.c.enrich_state == "pending",
-            )
-            .order_by(job_candidates.c.score.desc(), job_candidates.c.position)
-        ).all()
-    todo = [(row.id, Business.from_dict(row.business)) for row in pending]
-    _enrich_all(run, todo, enrichers, concurrency, step_timeout)
+        todo = pending_enrichment(conn, job_id)
+    # The need as this attempt starts: the selected leads an earlier attempt did not enrich.
+    ctx = stage.call_context(run, stage.config(run), wanted=len(todo), gate=gate)
+    _enrich_all(run, todo, enrichers, ctx, concurrency, step_timeout)
     with run.db.read() as conn:
-        total, done, cost = _progress(conn, job_id)
+        _, done, cost = enrichment_progress(conn, job_id)
     stage.finish(
         run, Stage.enriching_contacts, metrics={"leads_enriched": done, "total_cost": float(cost)}
     )
@@ -112,6 +101,7 @@ def _enrich_all(
     run: JobRun,
     todo: list[tuple[int, Business]],
     enrichers: Sequence[Enricher],
+    ctx: CallContext,
     concurrency: int,
     step_timeout: float,
 ) -> None:
@@ -121,7 +111,8 @@ def _enrich_all(
     def start(items: list[tuple[int, Business]]) -> None:
         for candidate_id, business in items:
             clock = StepClock()
-            running[_in_thread(partial(enrich_business, business, enrichers, clock))] = (candidate_id, business, clock)
+            future = _in_thread(partial(enrich_business, business, enrichers, ctx, clock))
+            running[future] = (candidate_id, business, clock)
 
     start(_take(queue, concurrency))
     while running:
@@ -160,18 +151,16 @@ def _record(run: JobRun, candidate_id: int, business: Business, found: Enrichmen
     job_id = run.lease.job_id
 
     def build(conn: Connection) -> Change:
-        conn.execute(
-            update(job_candidates)
-            .where(job_candidates.c.id == candidate_id, job_candidates.c.enrich_state == "pending")
-            .values(
-                enrich_state="done",
-                enrichment=found.to_dict(),
-                score=score.total,
-                breakdown=dict(score.breakdown),
-                cost=found.cost,
-            )
+        record_enrichment(
+            conn,
+            job_id,
+            candidate_id,
+            enrichment=found.to_dict(),
+            score=score.total,
+            breakdown=score.breakdown,
+            cost=found.cost,
         )
-        total, done, cost = _progress(conn, job_id)
+        total, done, cost = enrichment_progress(conn, job_id)
         return Change(
             kind="lead_enriched",
             stage=Stage.enriching_contacts,

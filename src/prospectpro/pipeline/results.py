@@ -16,37 +16,21 @@ records the ones nobody had delivered yet.
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection
 
 from prospectpro.domain.business import Business
 from prospectpro.domain.campaign import JobStatus, Stage
+from prospectpro.domain.clock import utcnow
 from prospectpro.domain.normalize import format_phone, normalize_website, phone_e164
-from prospectpro.jobs.model import Change, utcnow
+from prospectpro.jobs.model import Change
 from prospectpro.jobs.run import JobRun
 from prospectpro.pipeline import stage
 from prospectpro.providers.protocols import Enrichment
-from prospectpro.store.schema import campaigns, delivered_businesses, job_candidates, leads
-from prospectpro.store.upsert import insert_ignore_returning, upsert
-
-_LEAD_COLUMNS = (
-    "business_name",
-    "address",
-    "phone",
-    "website",
-    "email",
-    "email_status",
-    "confidence_score",
-    "score_breakdown",
-    "sources",
-    "category",
-    "latitude",
-    "longitude",
-    "cost",
-)
+from prospectpro.store.campaigns import record_results
+from prospectpro.store.candidates import enriched_for_leads, mark_delivered_before, total_cost
+from prospectpro.store.leads import claim_deliveries, lead_stats, store_leads
 
 
 def lead_row(business: Business, enrichment: Enrichment, score: int, breakdown: dict[str, int]) -> dict[str, Any]:
@@ -71,90 +55,43 @@ def lead_row(business: Business, enrichment: Enrichment, score: int, breakdown: 
     }
 
 
-_CLAIM_CHUNK = 500  # rows per INSERT: 2,000 parameters, well inside SQLite's limit
-
-
-def claim_deliveries(
-    conn: Connection, owner_id: str, campaign_id: str, fingerprints: set[str], now: datetime
-) -> set[str]:
-    """Record these businesses as delivered to the owner by this campaign; returns the ones nobody had before.
-
-    On PostgreSQL a concurrent transaction inserting the same key waits for
-    this one and then skips it (ON CONFLICT DO NOTHING), so of two campaigns
-    exactly one gets each business. Keys go in sorted order, so two such
-    transactions only ever wait for each other in one direction: no deadlock.
-    """
-    won: set[str] = set()
-    ordered = sorted(fingerprints)
-    for i in range(0, len(ordered), _CLAIM_CHUNK):
-        rows = [
-            {"owner_id": owner_id, "fingerprint": key, "campaign_id": campaign_id, "delivered_at": now}
-            for key in ordered[i : i + _CLAIM_CHUNK]
-        ]
-        keys = ["owner_id", "fingerprint"]
-        won.update(insert_ignore_returning(conn, delivered_businesses, rows, keys, "fingerprint"))
-    return won
-
-
 def store(run: JobRun, *, final_status: JobStatus) -> None:
     if final_status == JobStatus.completed:
         stage.start(run, Stage.storing_results)
     job = run.job
-    min_score = int(job.config["min_score"])
-    requested = int(job.config["max_results"])
+    campaign = stage.config(run)
+    campaign_id = stage.campaign_id(run)
+    requested = campaign.max_results
 
     def build(conn: Connection) -> Change:
-        rows = conn.execute(
-            select(job_candidates).where(
-                job_candidates.c.job_id == job.id,
-                job_candidates.c.selected.is_(True),
-                job_candidates.c.enrich_state == "done",
-                job_candidates.c.score >= min_score,
-            )
-        ).all()
+        enriched = enriched_for_leads(conn, job.id, campaign.min_score)
         now = utcnow()
-        fingerprints = {r.fingerprint for r in rows}
-        won = claim_deliveries(conn, job.owner_id, job.campaign_id, fingerprints, now)
-        taken = set() if job.config.get("include_delivered") else fingerprints - won
+        fingerprints = {c.fingerprint for c in enriched}
+        # Looked up in this module when called, so a test can hold every job here.
+        won = claim_deliveries(conn, job.owner_id, campaign_id, fingerprints, now)
+        taken = set() if campaign.include_delivered else fingerprints - won
         if taken:  # another campaign of this owner delivered these meanwhile
-            conn.execute(
-                update(job_candidates)
-                .where(job_candidates.c.id.in_([r.id for r in rows if r.fingerprint in taken]))
-                .values(selected=False, delivered_before=True)
-            )
-            rows = [r for r in rows if r.fingerprint not in taken]
-        lead_rows = [
-            {
-                "campaign_id": job.campaign_id,
-                "owner_id": job.owner_id,
-                "dedup_key": r.fingerprint,
-                "created_at": now,
-                **lead_row(Business.from_dict(r.business), Enrichment.from_dict(r.enrichment), r.score, r.breakdown),
-            }
-            for r in rows
-        ]
-        if lead_rows:
-            upsert(conn, leads, lead_rows, ["campaign_id", "dedup_key"], _LEAD_COLUMNS)
-        count, avg = conn.execute(
-            select(func.count(), func.avg(leads.c.confidence_score)).where(leads.c.campaign_id == job.campaign_id)
-        ).one()
-        cost = Decimal(
-            str(
-                conn.execute(
-                    select(func.coalesce(func.sum(job_candidates.c.cost), 0)).where(
-                        and_(job_candidates.c.job_id == job.id)
-                    )
-                ).scalar_one()
-            )
+            mark_delivered_before(conn, job.id, [c.id for c in enriched if c.fingerprint in taken])
+            enriched = [c for c in enriched if c.fingerprint not in taken]
+        store_leads(
+            conn,
+            job.owner_id,
+            campaign_id,
+            [
+                {
+                    "dedup_key": c.fingerprint,
+                    **lead_row(c.business, Enrichment.from_dict(c.enrichment), c.score, c.breakdown),
+                }
+                for c in enriched
+            ],
+            now,
         )
-        conn.execute(
-            update(campaigns)
-            .where(campaigns.c.id == job.campaign_id)
-            .values(results_count=count, total_cost=cost, updated_at=now)
-        )
+        count, avg = lead_stats(conn, job.owner_id, campaign_id)
+        cost = total_cost(conn, job.id)
+        record_results(conn, campaign_id, count, cost, now)
         metrics = {
             "leads": count,
-            "avg_confidence": round(float(avg), 1) if avg is not None else None,
+            "avg_confidence": round(avg, 1) if avg is not None else None,
             "total_cost": float(cost),
             "exhausted": count < requested,
         }

@@ -8,7 +8,7 @@ was already stored.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from prospectpro.config import Settings
@@ -17,7 +17,7 @@ from prospectpro.jobs.run import CancelRequested, JobRun, ends_in_cancel
 from prospectpro.pipeline import discover, enrich, qualify, results, stage
 from prospectpro.providers.osm import OsmPlacesSource
 from prospectpro.providers.osm_email import OsmEmail
-from prospectpro.providers.protocols import DiscoverySource, Enricher
+from prospectpro.providers.protocols import PASS_THROUGH, DiscoverySource, Enricher, Gate
 from prospectpro.store.db import Database
 
 
@@ -27,6 +27,7 @@ class Pipeline:
     enrichers: Sequence[Enricher]
     enrich_concurrency: int = 4
     enrich_step_timeout: float = 120.0  # seconds one enrichment step may take for one lead
+    gate: Gate = PASS_THROUGH  # what every provider call goes through
 
     def __call__(self, run: JobRun) -> None:
         run_campaign(run, self)
@@ -58,16 +59,21 @@ def run_campaign(run: JobRun, pipeline: Pipeline) -> None:
         run.checkpoint()
         if not run.job.stage_done(Stage.initializing):
             initialize(run)
-        for current, step in (
-            (Stage.discovering_businesses, lambda: discover.run(run, pipeline.sources)),
+        steps: tuple[tuple[Stage, Callable[[], None]], ...] = (
+            (Stage.discovering_businesses, lambda: discover.run(run, pipeline.sources, pipeline.gate)),
             (Stage.scoring_businesses, lambda: qualify.run(run)),
             (
                 Stage.enriching_contacts,
                 lambda: enrich.run(
-                    run, pipeline.enrichers, pipeline.enrich_concurrency, step_timeout=pipeline.enrich_step_timeout
+                    run,
+                    pipeline.enrichers,
+                    pipeline.enrich_concurrency,
+                    step_timeout=pipeline.enrich_step_timeout,
+                    gate=pipeline.gate,
                 ),
             ),
-        ):
+        )
+        for current, step in steps:
             run.checkpoint()
             if not run.job.stage_done(current):
                 step()
@@ -84,8 +90,5 @@ def run_campaign(run: JobRun, pipeline: Pipeline) -> None:
 
 
 def initialize(run: JobRun) -> None:
-    config = run.job.config
-    missing = [key for key in ("tags", "area", "max_results", "min_score", "business_type") if key not in config]
-    if missing:
-        raise ValueError(f"job config lacks {', '.join(missing)}")
-    stage.finish(run, Stage.initializing, metrics={"requested": config["max_results"], "total_cost": 0.0})
+    campaign = stage.config(run)  # a config the stages cannot read fails here, before any work
+    stage.finish(run, Stage.initializing, metrics={"requested": campaign.max_results, "total_cost": 0.0})

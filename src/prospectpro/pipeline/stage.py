@@ -1,4 +1,5 @@
-"""Stage bookkeeping shared by the stages: start once, finish with a checkpoint."""
+"""Stage bookkeeping shared by the stages: start once, finish with a checkpoint;
+and what every stage reads of its job: the campaign config and the provider call context."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from prospectpro.domain.campaign import Stage
+from prospectpro.domain.campaign import CampaignConfig, Stage
 from prospectpro.jobs.model import Change, Job
 from prospectpro.jobs.run import JobRun
+from prospectpro.providers.protocols import PASS_THROUGH, CallContext, Gate
 
 
 def start(run: JobRun, stage: Stage) -> Job:
@@ -45,4 +47,28 @@ def finish(
             data=data or {},
         ),
         write=write,
+    )
+
+
+def config(run: JobRun) -> CampaignConfig:
+    """The campaign this job runs, as submitted (ValueError if its config lacks what a campaign needs)."""
+    return CampaignConfig.from_dict(run.job.config)
+
+
+def campaign_id(run: JobRun) -> str:
+    """The campaign the job runs for: every campaign job has one."""
+    if run.job.campaign_id is None:
+        raise ValueError(f"job {run.job.id} runs no campaign")
+    return run.job.campaign_id
+
+
+def call_context(run: JobRun, campaign: CampaignConfig, *, wanted: int, gate: Gate = PASS_THROUGH) -> CallContext:
+    """What a provider call made for this job is told about it."""
+    return CallContext(
+        job_id=run.job.id,
+        owner_id=run.job.owner_id,
+        tier=campaign.tier,
+        wanted=wanted,
+        budget_limit=campaign.budget_limit,
+        gate=gate,
     )

@@ -16,7 +16,7 @@ import math
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -25,8 +25,9 @@ from typing import Any
 
 import osmium
 from osmium.filter import KeyFilter
-from sqlalchemy import Connection, Table, delete, insert, select
+from sqlalchemy import delete, insert, select
 
+from prospectpro.domain.business_types import OSM_BUSINESS_KEYS
 from prospectpro.errors import InvalidInput
 from prospectpro.places.locations import (
     LOCALITY_KINDS,
@@ -37,8 +38,9 @@ from prospectpro.places.locations import (
 )
 from prospectpro.store.db import Database
 from prospectpro.store.schema import datasets, localities, place_categories, places
+from prospectpro.store.upsert import upsert, upsert_returning
 
-BUSINESS_KEYS = ("amenity", "shop", "craft", "office", "healthcare", "tourism", "leisure")
+BUSINESS_KEYS = OSM_BUSINESS_KEYS  # the keys whose places are imported, in category order
 
 LOCALITY_RADIUS_M = LOCALITY_KINDS
 
@@ -226,7 +228,7 @@ def _read(path: Path) -> Iterator[Any]:
         .with_filter(KeyFilter("name"))
     )
     for obj in processor:
-        if obj.is_area() and obj.from_way():
+        if obj.is_area() and obj.from_way():  # type: ignore[union-attr]  # with_areas(): only OSM objects and areas come
             # A closed way is located from its own nodes (see _position), which also
             # covers ways clipped at the extract's edge that fail to form an area.
             continue
@@ -329,9 +331,8 @@ def _write_places(db: Database, rows: list[dict[str, Any]]) -> None:
     values = [{k: v for k, v in row.items() if k != "_categories"} for row in rows]
     categories = {(row["osm_type"], row["osm_id"]): row["_categories"] for row in rows}
     with db.write() as conn:
-        stmt = _upsert(conn, places, values[0].keys(), ("osm_type", "osm_id"))
-        stmt = stmt.returning(places.c.id, places.c.osm_type, places.c.osm_id)
-        ids = {(t, i): pid for pid, t, i in conn.execute(stmt, values)}
+        returned = upsert_returning(conn, places, values, OSM_KEY, _updated(values[0]), ("id", "osm_type", "osm_id"))
+        ids = {(t, i): pid for pid, t, i in returned}
         conn.execute(delete(place_categories).where(place_categories.c.place_id.in_(ids.values())))
         conn.execute(
             insert(place_categories),
@@ -339,17 +340,12 @@ def _write_places(db: Database, rows: list[dict[str, Any]]) -> None:
         )
 
 
-def _upsert(conn: Connection, table: Table, columns: Iterable[str], keys: tuple[str, ...]) -> Any:
-    """INSERT … ON CONFLICT (keys) DO UPDATE: keeps a row's id stable across re-imports."""
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    elif conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        raise NotImplementedError(f"places import does not support {conn.dialect.name}")
-    stmt = dialect_insert(table)
-    updates = {c: stmt.excluded[c] for c in columns if c not in keys}
-    return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
+OSM_KEY = ("osm_type", "osm_id")  # what a re-import matches on: a row's id stays stable
+
+
+def _updated(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The columns a re-import overwrites: all but the key."""
+    return tuple(c for c in row if c not in OSM_KEY)
 
 
 # --- localities --------------------------------------------------------------
@@ -441,7 +437,7 @@ def _write_localities(db: Database, found: list[_Locality], dataset: str) -> Non
     for start in range(0, len(rows), BATCH_SIZE):
         chunk = rows[start : start + BATCH_SIZE]
         with db.write() as conn:
-            conn.execute(_upsert(conn, localities, chunk[0].keys(), ("osm_type", "osm_id")), chunk)
+            upsert(conn, localities, chunk, OSM_KEY, _updated(chunk[0]))
 
 
 # --- bookkeeping -------------------------------------------------------------
@@ -494,8 +490,8 @@ def _record_dataset(db: Database, name: str, digest: str, n_places: int, n_local
 
 __all__ = [
     "BUSINESS_KEYS",
-    "ImportStats",
     "LOCALITY_RADIUS_M",
+    "ImportStats",
     "business_tags",
     "ensure_bundled_places",
     "file_sha256",

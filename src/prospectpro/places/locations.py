@@ -12,17 +12,17 @@ import math
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import pycountry
 from sqlalchemy import func, select
 
+from prospectpro.domain.area import Area
 from prospectpro.domain.normalize import text_key
 from prospectpro.errors import InvalidInput
 from prospectpro.store.db import Database
-from prospectpro.store.schema import datasets, localities
+from prospectpro.store.schema import datasets, localities, places
 
 # Kinds of OSM place a user can name, largest first (the order breaks ties
 # between equally good matches), with the search radius each one implies.
@@ -57,28 +57,6 @@ _IMPORT_HINT = (
 )
 
 
-@dataclass(frozen=True)
-class Area:
-    latitude: float
-    longitude: float
-    radius_m: float
-    label: str
-    country: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Area:
-        return cls(
-            latitude=float(data["latitude"]),
-            longitude=float(data["longitude"]),
-            radius_m=float(data["radius_m"]),
-            label=str(data["label"]),
-            country=data.get("country"),
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class _Locality:
     name: str
@@ -111,6 +89,24 @@ def known_localities(db: Database) -> list[str]:
     """Names of the imported localities, largest kind first, each name once."""
     found = sorted(_load(db), key=lambda lo: (_KIND_RANK.get(lo.kind, len(_KIND_RANK)), lo.name))
     return list(dict.fromkeys(lo.name for lo in found))
+
+
+@dataclass(frozen=True)
+class ImportedData:
+    """What the discovery data holds (``doctor`` reports it)."""
+
+    places: int
+    localities: int
+    datasets: list[str]
+
+
+def imported_data(db: Database) -> ImportedData:
+    with db.read() as conn:
+        return ImportedData(
+            places=conn.execute(select(func.count()).select_from(places)).scalar_one(),
+            localities=conn.execute(select(func.count()).select_from(localities)).scalar_one(),
+            datasets=list(conn.execute(select(datasets.c.name)).scalars()),
+        )
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
+from prospectpro.domain.area import Area
 from prospectpro.domain.business import Business
 from prospectpro.domain.normalize import first_value
-from prospectpro.places.locations import METERS_PER_DEGREE, Area, country_code, distance_m
-from prospectpro.providers.protocols import DiscoveryQuery
+from prospectpro.places.locations import METERS_PER_DEGREE, country_code, distance_m
+from prospectpro.providers.protocols import CallContext, DiscoveryQuery
 from prospectpro.store.db import Database
 from prospectpro.store.schema import place_categories, places
 
@@ -34,7 +35,9 @@ class OsmPlacesSource:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def discover(self, query: DiscoveryQuery) -> list[Business]:
+    def discover(self, query: DiscoveryQuery, ctx: CallContext) -> list[Business]:
+        # Every match, not just ``query.wanted``: scoring, merging and skipping what
+        # was delivered before all need more candidates than leads; a local query is free.
         return self.search(query.tags, query.area)
 
     def search(self, tags: Sequence[str], area: Area, limit: int | None = None) -> list[Business]:

@@ -6,13 +6,13 @@ from dataclasses import replace
 
 from prospectpro.domain.business import Business
 from prospectpro.domain.normalize import normalize_email
-from prospectpro.providers.protocols import Enrichment
+from prospectpro.providers.protocols import CallContext, Enrichment
 
 
 class OsmEmail:
     name = "osm_email"
 
-    def enrich(self, business: Business, found: Enrichment) -> Enrichment:
+    def enrich(self, business: Business, found: Enrichment, ctx: CallContext) -> Enrichment:
         if found.email:
             return found.with_step(self.name, "skipped", reason="email already found")
         email = normalize_email(business.email)

@@ -2,18 +2,67 @@
 
 Discovery finds businesses; enrichment adds contact data to one business.
 Paid providers (Google Places, Hunter.io, NeverBounce) implement the same
-protocols and record their calls and cost in ``Enrichment.calls``.
+protocols, make their calls through the context's gate and add their cost
+to ``Enrichment.cost``.
+
+Every call gets a ``CallContext``: whose job it is, the tier, how many
+results are still wanted and the budget, so a paid source can stop paging,
+check the budget or find an earlier answer; and the ``Gate`` each provider
+call goes through.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from prospectpro.domain.area import Area
 from prospectpro.domain.business import Business
-from prospectpro.places.locations import Area
+from prospectpro.domain.campaign import Tier
+
+T = TypeVar("T")
+
+
+class Gate(Protocol):
+    """What every call to a provider goes through.
+
+    ``provider`` and ``operation`` name the call ("hunter", "domain_search")
+    for the cost ledger and the budget the gate keeps; ``fn`` makes it.
+    """
+
+    def call(self, provider: str, operation: str, fn: Callable[[], T]) -> T: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PassThroughGate:
+    """Makes every call as asked: nothing is recorded, no budget enforced.
+
+    Enough while every provider is free; the gate issue replaces it with one
+    that records the cost ledger and refuses calls over the budget.
+    """
+
+    def call(self, provider: str, operation: str, fn: Callable[[], T]) -> T:
+        return fn()
+
+
+PASS_THROUGH = PassThroughGate()
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who a provider call is for, and how much of it is still needed."""
+
+    job_id: str
+    owner_id: str
+    tier: Tier
+    wanted: int  # the remaining need: results still wanted (discovery) or leads still to enrich
+    budget_limit: Decimal
+    gate: Gate = PASS_THROUGH
+
+    def with_wanted(self, wanted: int) -> CallContext:
+        return replace(self, wanted=wanted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +70,13 @@ class DiscoveryQuery:
     tags: tuple[str, ...]  # OpenStreetMap tags of the business type, e.g. ("amenity=cafe",)
     type_name: str  # the canonical business type, e.g. "cafe"
     area: Area
+    wanted: int  # the number of results the campaign wants (a source may return more: see OsmPlacesSource)
 
 
 class DiscoverySource(Protocol):
     name: str
 
-    def discover(self, query: DiscoveryQuery) -> Sequence[Business]: ...
+    def discover(self, query: DiscoveryQuery, ctx: CallContext) -> Sequence[Business]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +115,6 @@ class Enrichment:
 class Enricher(Protocol):
     name: str
 
-    def enrich(self, business: Business, found: Enrichment) -> Enrichment:
+    def enrich(self, business: Business, found: Enrichment, ctx: CallContext) -> Enrichment:
         """Return ``found`` plus what this step learned (or ``found`` unchanged)."""
         ...

@@ -14,15 +14,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-
+from prospectpro.domain.area import Area
 from prospectpro.domain.business_types import BusinessType, resolve_business_type
 from prospectpro.domain.campaign import CampaignRequest
+from prospectpro.domain.clock import iso
 from prospectpro.errors import NotFound
-from prospectpro.jobs.model import iso
-from prospectpro.places.locations import Area, resolve_location
+from prospectpro.places.locations import resolve_location
+from prospectpro.store import campaigns as campaign_store
+from prospectpro.store import leads as lead_store
 from prospectpro.store.db import Database
-from prospectpro.store.schema import campaigns, discovery_jobs, leads
+from prospectpro.store.leads import LEAD_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -57,17 +58,10 @@ def prepare_campaign(db: Database, request: CampaignRequest, *, notify_url: str 
 
 def get_campaign(db: Database, campaign_id: str, owner_id: str) -> dict[str, Any]:
     with db.read() as conn:
-        row = conn.execute(
-            select(campaigns).where(campaigns.c.id == campaign_id, campaigns.c.owner_id == owner_id)
-        ).first()
-        if row is None:
-            raise NotFound(f"campaign {campaign_id} not found")
-        job_id = conn.execute(
-            select(discovery_jobs.c.id)
-            .where(discovery_jobs.c.campaign_id == campaign_id)
-            .order_by(discovery_jobs.c.created_at.desc())
-            .limit(1)
-        ).scalar()
+        found = campaign_store.owned_campaign(conn, campaign_id, owner_id)
+    if found is None:
+        raise NotFound(f"campaign {campaign_id} not found")
+    row, job_id = found
     m = row._mapping
     return {
         "id": m["id"],
@@ -90,22 +84,9 @@ def get_campaign(db: Database, campaign_id: str, owner_id: str) -> dict[str, Any
 
 def lead_to_public(row: Any) -> dict[str, Any]:
     m = row._mapping
-    return {
-        "id": m["id"],
-        "business_name": m["business_name"],
-        "address": m["address"],
-        "phone": m["phone"],
-        "website": m["website"],
-        "email": m["email"],
-        "email_status": m["email_status"],
-        "confidence_score": m["confidence_score"],
-        "score_breakdown": m["score_breakdown"],
-        "sources": m["sources"],
-        "category": m["category"],
-        "latitude": m["latitude"],
-        "longitude": m["longitude"],
-        "cost": str(m["cost"]),
-    }
+    lead = {"id": m["id"], **{column: m[column] for column in LEAD_COLUMNS}}
+    lead["cost"] = str(lead["cost"])  # money leaves as a decimal string, never a float
+    return lead
 
 
 def list_leads(
@@ -113,11 +94,6 @@ def list_leads(
 ) -> tuple[list[dict[str, Any]], int]:
     """A campaign's leads, best first (404 for another owner's campaign)."""
     get_campaign(db, campaign_id, owner_id)
-    where = (leads.c.campaign_id == campaign_id, leads.c.owner_id == owner_id)
     with db.read() as conn:
-        query = select(leads).where(*where).order_by(leads.c.confidence_score.desc(), leads.c.business_name, leads.c.id)
-        if limit is not None:
-            query = query.limit(limit).offset(offset)
-        rows = conn.execute(query).all()
-        total = conn.execute(select(func.count()).select_from(leads).where(*where)).scalar_one()
+        rows, total = lead_store.list_leads(conn, owner_id, campaign_id, limit=limit, offset=offset)
     return [lead_to_public(r) for r in rows], total

@@ -8,20 +8,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-CSV_COLUMNS = (
-    "business_name",
-    "address",
-    "phone",
-    "website",
-    "email",
-    "email_status",
-    "confidence_score",
-    "category",
-    "latitude",
-    "longitude",
-    "sources",
-    "score_breakdown",
-)
+from prospectpro.store.leads import LEAD_COLUMNS
+
+# Every column of a lead but its cost, which the JSON export carries.
+CSV_COLUMNS = tuple(column for column in LEAD_COLUMNS if column != "cost")
 
 # A cell starting with one of these is run as a formula by spreadsheets.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

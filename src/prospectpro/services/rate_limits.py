@@ -14,17 +14,15 @@ never wait on each other in a circle.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from prospectpro.domain.rate import Bucket, Rate
 from prospectpro.errors import RateLimited
 from prospectpro.store.schema import rate_limits
+from prospectpro.store.upsert import lock_or_insert_statement
 
 _UPDATE_BUCKET = (
     update(rate_limits)
@@ -61,7 +59,8 @@ def _spend(conn: Connection, wanted: Sequence[tuple[str, Rate]], now: datetime) 
     if not wanted:
         return []
     rates = dict(sorted(reversed(wanted), key=lambda pair: pair[0]))  # one rate per key: the first one given
-    lock = _lock_bucket(conn.dialect.name)
+    # A bucket row, created full if missing, and locked: one (cached) statement.
+    lock = lock_or_insert_statement(conn.dialect.name, rate_limits, ("key",), ("tokens", "updated_at"))
     buckets: dict[str, Bucket] = {}
     for key, rate in rates.items():
         row = conn.execute(lock, {"key": key, "tokens": float(rate.per_minute), "updated_at": now}).one()
@@ -75,11 +74,3 @@ def _spend(conn: Connection, wanted: Sequence[tuple[str, Rate]], now: datetime) 
     )
     return waits
 
-
-@functools.cache
-def _lock_bucket(dialect: str) -> Any:
-    """A bucket row, created full if missing, and locked: one statement (an upsert that changes nothing)."""
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(rate_limits)
-    return insert.on_conflict_do_update(
-        index_elements=[rate_limits.c.key], set_={"key": insert.excluded.key}
-    ).returning(rate_limits.c.tokens, rate_limits.c.updated_at)

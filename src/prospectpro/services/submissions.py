@@ -31,23 +31,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import CampaignRequest, JobStatus
+from prospectpro.domain.campaign import CampaignConfig, CampaignRequest, JobStatus, Notify
+from prospectpro.domain.clock import utcnow
 from prospectpro.errors import Conflict, InvalidInput
-from prospectpro.jobs.model import Job, utcnow
-from prospectpro.jobs.queue import NewJob, insert_jobs
+from prospectpro.jobs.model import Job
+from prospectpro.jobs.queue import NewJob, insert_jobs, job_by_idempotency_key, job_exists
+from prospectpro.pipeline.kind import CAMPAIGN
 from prospectpro.services.campaigns import PreparedCampaign, prepare_campaign
 from prospectpro.services.rate_limits import admit_sessions, admit_submissions
 from prospectpro.services.users import Principal, insert_sessions
+from prospectpro.store.campaigns import insert_campaigns
 from prospectpro.store.db import Database
-from prospectpro.store.schema import campaigns, discovery_jobs
+from prospectpro.store.schema import discovery_jobs
 
 log = logging.getLogger(__name__)
 
-_INSERT_CAMPAIGN = campaigns.insert()
 
 # An Idempotency-Key: visible ASCII (0x21-0x7E), at most what the store's column holds.
 IDEMPOTENCY_KEY_MAX_LENGTH: int = discovery_jobs.c.idempotency_key.type.length  # type: ignore[attr-defined]
@@ -267,9 +269,10 @@ def _insert(conn: Connection, settings: Settings, slots: Sequence[_Slot], now: d
     fresh = [slot for slot in slots if slot.fresh]
     rows = [_campaign_row(slot.owner, slot.prepared, now) for slot in fresh]  # type: ignore[arg-type]
     if rows:
-        conn.execute(_INSERT_CAMPAIGN, rows)
+        insert_campaigns(conn, rows)
     new_jobs = [
         NewJob(
+            kind=CAMPAIGN,
             campaign_id=row["id"],
             owner_id=row["owner_id"],
             config=_job_config(slot.prepared),  # type: ignore[arg-type]
@@ -280,6 +283,7 @@ def _insert(conn: Connection, settings: Settings, slots: Sequence[_Slot], now: d
         for slot, row in zip(fresh, rows, strict=True)
     ]
     for slot, job in zip(fresh, insert_jobs(conn, new_jobs, now), strict=True):
+        assert job.campaign_id is not None  # a submission is a campaign job
         slot.outcome = Submission(job=job, campaign_id=job.campaign_id, created=True, session=slot.session)
     return fresh
 
@@ -289,8 +293,7 @@ def _committed(db: Database, slot: _Slot) -> bool:
     assert isinstance(slot.outcome, Submission)
     job_id = slot.outcome.job.id
     try:
-        with db.read() as conn:
-            return conn.execute(select(discovery_jobs.c.id).where(discovery_jobs.c.id == job_id)).first() is not None
+        return job_exists(db, job_id)
     except Exception:  # the database cannot tell: answer as its error says, not written
         log.warning("could not check whether job %s was committed", job_id, exc_info=True)
         return False
@@ -308,14 +311,12 @@ def _replay_of(first: _Slot, slot: _Slot) -> Outcome:
 
 
 def _earlier(conn: Connection, owner_id: str, key: str, digest: str) -> Outcome | None:
-    row = conn.execute(
-        select(discovery_jobs).where(discovery_jobs.c.owner_id == owner_id, discovery_jobs.c.idempotency_key == key)
-    ).first()
-    if row is None:
+    job = job_by_idempotency_key(conn, owner_id, key)
+    if job is None:
         return None
-    if row.request_hash != digest:
+    if job.request_hash != digest:
         return Conflict("this Idempotency-Key was already used with a different request")
-    job = Job.from_row(row)
+    assert job.campaign_id is not None  # keys are only stored with campaign jobs
     return Submission(job=job, campaign_id=job.campaign_id, created=False)
 
 
@@ -342,18 +343,17 @@ def _campaign_row(owner_id: str, prepared: PreparedCampaign, now: datetime) -> d
 
 def _job_config(prepared: PreparedCampaign) -> dict[str, Any]:
     request, business_type = prepared.request, prepared.business_type
-    config: dict[str, Any] = {
-        "business_type": business_type.name,
-        "business_type_label": business_type.label,
-        "tags": list(business_type.tags),
-        "location": request.location,
-        "area": prepared.area.to_dict(),
-        "max_results": request.max_results,
-        "budget_limit": str(request.budget_limit),
-        "min_score": request.min_score,
-        "tier": request.tier.value,
-        "include_delivered": request.include_delivered,
-    }
-    if prepared.notify_url:
-        config["notify"] = {"url": prepared.notify_url, "secret": secrets.token_hex(32)}
-    return config
+    notify = Notify(url=prepared.notify_url, secret=secrets.token_hex(32)) if prepared.notify_url else None
+    return CampaignConfig(
+        business_type=business_type.name,
+        business_type_label=business_type.label,
+        tags=tuple(business_type.tags),
+        location=request.location,
+        area=prepared.area,
+        max_results=request.max_results,
+        budget_limit=request.budget_limit,
+        min_score=request.min_score,
+        tier=request.tier,
+        include_delivered=request.include_delivered,
+        notify=notify,
+    ).to_dict()

@@ -18,8 +18,8 @@ from typing import Any
 from cachetools import TTLCache
 from sqlalchemy import Connection, select, update
 
+from prospectpro.domain.clock import iso, utcnow
 from prospectpro.errors import InvalidInput, NotFound
-from prospectpro.jobs.model import iso, utcnow
 from prospectpro.services.rate_limits import admit_sessions
 from prospectpro.store.db import Database
 from prospectpro.store.schema import credentials, users

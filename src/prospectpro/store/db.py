@@ -282,7 +282,7 @@ class Database:
         self.notifier = Notifier()
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._file_lock = _file_lock_for(parsed.database) if self.is_sqlite else None
-        self._checkpointer = WalCheckpointer(parsed.database) if self._file_lock is not None else None
+        self._checkpointer = WalCheckpointer(parsed.database) if self._file_lock is not None and parsed.database else None
         self.engine = self._create_engine(url, echo)
 
     @property
@@ -333,24 +333,35 @@ class Database:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, foreign_keys: bool = True) -> Iterator[Connection]:
         """A write transaction; on SQLite it holds the write lock from its first statement.
 
         Jobs marked with ``mark_changed`` are announced once the commit is done,
         so a listener never looks for a change it cannot see yet.
+
+        ``foreign_keys=False`` (SQLite; for migrations, which rebuild tables
+        that others reference): the transaction enforces no foreign keys, and
+        the caller checks them before it commits. SQLite ignores the pragma
+        inside a transaction, so it is set before the transaction begins; the
+        connection is closed afterwards rather than pooled without them.
         """
         changed: list[str] = []
         self._lock_for_writing()
         try:
             with self.engine.connect() as conn:
+                unchecked = self.is_sqlite and not foreign_keys
                 if self.is_sqlite:
                     conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                if unchecked:
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
                 conn.info[_CHANGED] = changed
                 try:
                     with conn.begin():
                         yield conn
                 finally:
                     conn.info.pop(_CHANGED, None)
+                    if unchecked:
+                        conn.invalidate()
         finally:
             self._unlock_after_writing()
         if self._checkpointer is not None:

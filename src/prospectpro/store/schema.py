@@ -68,7 +68,7 @@ users = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("name", String(200), nullable=False),
-    Column("kind", String(16), nullable=False),  # local | user | anonymous
+    Column("kind", String(16), nullable=False),  # local | user | anonymous | system
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
 )
@@ -110,7 +110,9 @@ discovery_jobs = Table(
     "discovery_jobs",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("campaign_id", String(36), ForeignKey("campaigns.id"), nullable=False, index=True),
+    # Which handler runs it (prospectpro.jobs.kinds); every job before kinds was a campaign.
+    Column("kind", String(32), nullable=False, server_default="campaign"),
+    Column("campaign_id", String(36), ForeignKey("campaigns.id"), index=True),  # campaign jobs only
     Column("owner_id", String(36), ForeignKey("users.id"), nullable=False),
     Column("status", String(16), nullable=False),
     Column("progress", Integer, nullable=False, default=0),
@@ -128,7 +130,7 @@ discovery_jobs = Table(
     Column("lease_token", Integer, nullable=False, default=0),
     Column("lease_expires_at", UTCDateTime),
     Column("cancel_requested", Boolean, nullable=False, default=False),
-    Column("idempotency_key", String(200)),
+    Column("idempotency_key", String(255)),
     Column("request_hash", String(64)),
     Column("event_seq", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
@@ -136,7 +138,7 @@ discovery_jobs = Table(
     Column("completed_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("owner_id", "idempotency_key"),
-    Index("ix_discovery_jobs_owner_created", "owner_id", "created_at"),
+    Index("ix_discovery_jobs_owner_kind_created", "owner_id", "kind", "created_at"),
     Index("ix_discovery_jobs_claim", "status", "run_after"),
 )
 
@@ -318,3 +320,5 @@ rate_limits = Table(
 )
 
 LOCAL_USER_ID = "00000000-0000-0000-0000-000000000000"
+SYSTEM_USER_ID = "00000000-0000-0000-0000-000000000001"
+"""The owner of the jobs the system runs for itself: no credential is ever issued for it, so no caller sees them."""

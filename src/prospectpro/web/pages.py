@@ -8,6 +8,7 @@ JavaScript), and leave live updates to ``static/watch-job.js``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -49,6 +50,8 @@ WATCHED_STAGES = (
     Stage.enriching_contacts,
     Stage.storing_results,
 )
+# The order of every stage, which the page hands its script (data-stage-order) to draw the stepper.
+STAGE_ORDER = tuple(stage.value for stage in Stage)
 STATUS_TEXT = {
     JobStatus.pending.value: "Waiting for a worker",
     JobStatus.processing.value: "Running",
@@ -138,10 +141,9 @@ templates = Jinja2Templates(env=_environment())
 
 
 def headline(job: Job) -> str:
-    """The words next to the bar: the stage while it runs, the outcome once it ended."""
-    if job.status.terminal:
-        return STATUS_TEXT[job.status.value]
-    return "Cancelling…" if job.cancel_requested else job.current_stage.label
+    """The words next to the bar: the job's stage label (the stage while it runs, the outcome once it
+    ended), or that a cancel is on its way. static/job-page.js says the same from the same stage_label."""
+    return "Cancelling…" if job.cancel_requested and not job.status.terminal else job.stage_label
 
 
 def job_view(job: Job) -> dict[str, Any]:
@@ -156,8 +158,8 @@ def job_view(job: Job) -> dict[str, Any]:
         "seq": job.event_seq,
         "status": job.status.value,
         "progress": job.progress,
-        "current_stage": job.current_stage.value,
-        "stage_label": job.current_stage.label,
+        "current_stage": job.current_stage,
+        "stage_label": job.stage_label,
         "label": headline(job),
         "metrics": job.metrics,
         "error": job.error,
@@ -171,12 +173,11 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 def stage_steps(current: str, status: str) -> list[dict[str, str]]:
-    """The stepper: each watched stage is done, current or to do."""
-    order = list(Stage)
-    at = order.index(Stage(current))
+    """The stepper: each watched stage is done, current or to do (static/job-page.js redraws it in STAGE_ORDER)."""
+    at = STAGE_ORDER.index(current)
     steps = []
     for stage in WATCHED_STAGES:
-        position = order.index(stage)
+        position = STAGE_ORDER.index(stage.value)
         if status == JobStatus.completed.value or position < at:
             state = "done"
         elif position == at:
@@ -277,9 +278,9 @@ async def submit_form(request: Request) -> Response:
         return response
     if submission.session:
         caller = Caller(*submission.session)
-    response = RedirectResponse(f"/jobs/{submission.job.id}", status_code=303)
-    set_session_cookie(response, caller, state.settings)
-    return response
+    redirect = RedirectResponse(f"/jobs/{submission.job.id}", status_code=303)
+    set_session_cookie(redirect, caller, state.settings)
+    return redirect
 
 
 async def _owned_job(request: Request, job_id: str) -> Job | None:
@@ -302,7 +303,12 @@ async def job_page(request: Request, job_id: str) -> Response:
     return render(
         request,
         "job.html",
-        {"job": view, "steps": stage_steps(view["current_stage"], view["status"]), "poll_ms": POLL_MS},
+        {
+            "job": view,
+            "steps": stage_steps(view["current_stage"], view["status"]),
+            "stage_order": " ".join(STAGE_ORDER),
+            "poll_ms": POLL_MS,
+        },
     )
 
 
@@ -367,7 +373,7 @@ def mount(app: FastAPI) -> None:
         tags=["campaigns"],
         summary="Business type suggestions",
     )
-    pages = [
+    pages: list[tuple[str, Callable[..., Any], list[str]]] = [
         ("/", home, ["GET"]),
         ("/campaigns", submit_form, ["POST"]),
         ("/jobs/{job_id}", job_page, ["GET"]),

@@ -5,10 +5,8 @@
   var root = document.getElementById("job");
   if (!root || typeof window.watchJob !== "function") return;
 
-  var STAGE_ORDER = [
-    "queued", "initializing", "discovering_businesses", "scoring_businesses",
-    "enriching_contacts", "storing_results", "finished",
-  ];
+  // The stages in order and every label come from the server: the page's data-stage-order, each state's stage_label.
+  var STAGE_ORDER = (root.getAttribute("data-stage-order") || "").split(" ");
 
   var jobId = root.getAttribute("data-job-id");
   var pollMs = parseInt(root.getAttribute("data-poll-ms"), 10) || 3000;
@@ -43,12 +41,8 @@
     var progress = Math.max(0, Math.min(100, Number(state.progress) || 0));
     root.setAttribute("data-status", status);
 
-    var label = state.stage_label || "";  // the stage while it runs, the outcome once it ended
-    if (status === "completed") label = "Completed";
-    else if (status === "failed") label = "Failed";
-    else if (status === "cancelled") label = "Cancelled";
-    else if (state.cancel_requested) label = "Cancelling…";
-    setText("stage-label", label);
+    // The server's label: the stage while it runs, the outcome once it ended (as pages.headline draws it).
+    setText("stage-label", state.cancel_requested && !terminal ? "Cancelling…" : state.stage_label || "");
 
     var bar = $("progress");
     bar.value = progress;
