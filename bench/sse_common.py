@@ -11,7 +11,8 @@ import http_common  # noqa: F401  (puts src/ on sys.path)
 
 from prospectpro.bootstrap import open_database
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import JobStatus, parse_campaign_request
+from prospectpro.domain.campaign import parse_campaign_request
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs import queue
 from prospectpro.jobs.model import Change
 from prospectpro.jobs.run import JobRun

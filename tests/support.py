@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from prospectpro.domain.campaign import JobStatus
 from prospectpro.domain.clock import utcnow
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.model import Job
 from prospectpro.jobs.queue import NewJob, insert_job
 from prospectpro.store.db import Database

@@ -24,7 +24,8 @@ from rich.table import Table
 from prospectpro.bootstrap import build_worker, open_database
 from prospectpro.config import Settings
 from prospectpro.domain.business_types import all_business_types
-from prospectpro.domain.campaign import JobStatus, Stage, Tier, parse_campaign_request
+from prospectpro.domain.campaign import Stage, Tier, parse_campaign_request
+from prospectpro.domain.status import JobStatus
 from prospectpro.errors import InvalidInput, UserError
 from prospectpro.jobs import queue
 from prospectpro.jobs.events import follow_events

@@ -14,7 +14,8 @@ import pytest
 
 from prospectpro.bootstrap import open_database
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import CampaignRequest, JobStatus
+from prospectpro.domain.campaign import CampaignRequest
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.queue import get_job, list_events
 from prospectpro.services.campaigns import list_leads
 from prospectpro.services.submissions import submit_campaign

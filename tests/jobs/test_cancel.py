@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from prospectpro.domain.campaign import JobStatus
 from prospectpro.domain.clock import utcnow
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs import queue
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from prospectpro.bootstrap import open_database
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import JobStatus
 from prospectpro.domain.clock import utcnow
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs import queue
 from prospectpro.jobs.kinds import JobKind, register_kind
 from prospectpro.jobs.model import Change, Job, LeaseLost

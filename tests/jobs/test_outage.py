@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import JobStatus
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs import queue
 from prospectpro.jobs.kinds import JobKind
 from prospectpro.jobs.model import Change, DatabaseUnavailable, Job

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from prospectpro.domain.campaign import JobStatus, Stage
+from prospectpro.domain.campaign import Stage
 from prospectpro.domain.clock import utcnow
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs import queue
 from prospectpro.jobs.model import Change, JobFinished, LeaseLost
 from prospectpro.jobs.run import JobRun

@@ -10,8 +10,8 @@ import osmium
 import pytest
 from sqlalchemy import func, select
 
-from prospectpro.domain.campaign import JobStatus
 from prospectpro.domain.normalize import normalize_email, normalize_website, phone_e164
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.queue import list_events, request_cancel
 from prospectpro.jobs.worker import Worker
 from prospectpro.services.campaigns import list_leads

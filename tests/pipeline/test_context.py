@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 from prospectpro.config import Settings
 from prospectpro.domain.business import Business
-from prospectpro.domain.campaign import JobStatus, Tier
+from prospectpro.domain.campaign import Tier
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.queue import list_events
 from prospectpro.jobs.worker import Worker
 from prospectpro.pipeline.runner import Pipeline

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import CampaignRequest, JobStatus
+from prospectpro.domain.campaign import CampaignRequest
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.model import Job
 from prospectpro.jobs.worker import Worker
 from prospectpro.pipeline import results

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import JobStatus
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.queue import get_job, list_events, request_cancel
 from prospectpro.jobs.worker import Worker
 from prospectpro.services.campaigns import list_leads

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import CampaignRequest, JobStatus
+from prospectpro.domain.campaign import CampaignRequest
+from prospectpro.domain.status import JobStatus
 from prospectpro.errors import Conflict, InvalidInput, RateLimited, UserError
 from prospectpro.jobs.queue import get_job
 from prospectpro.places.importer import ensure_bundled_places

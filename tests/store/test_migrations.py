@@ -151,7 +151,8 @@ def event(job: dict[str, object], seq: int, kind: str, at: datetime) -> dict[str
 
 
 def test_0005_upgrades_a_store_with_jobs_in_place_and_its_pending_jobs_still_run(unmigrated: Database) -> None:
-    from prospectpro.domain.campaign import CampaignRequest, JobStatus
+    from prospectpro.domain.campaign import CampaignRequest
+    from prospectpro.domain.status import JobStatus
     from prospectpro.jobs.queue import get_job, list_events
     from prospectpro.jobs.worker import Worker, WorkerConfig
     from prospectpro.pipeline.kind import campaign_kind

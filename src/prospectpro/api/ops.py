@@ -19,7 +19,7 @@ from prospectpro import __version__
 from prospectpro.api import schemas
 from prospectpro.api.auth import local_client
 from prospectpro.api.hub import EventHub
-from prospectpro.domain.campaign import JobStatus
+from prospectpro.domain.status import JobStatus
 from prospectpro.errors import Forbidden, Unauthorized
 from prospectpro.jobs import stats
 from prospectpro.jobs.worker import live_workers

@@ -17,7 +17,8 @@ from prospectpro.api.auth import Caller, client_address, identify, set_session_c
 from prospectpro.api.hub import EventHub
 from prospectpro.api.stream import job_stream
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import CampaignRequest, JobStatus
+from prospectpro.domain.campaign import CampaignRequest
+from prospectpro.domain.status import JobStatus
 from prospectpro.domain.text import parse_id
 from prospectpro.errors import NotFound, RateLimited, UnsupportedMediaType
 from prospectpro.jobs import queue

@@ -25,21 +25,6 @@ class Tier(StrEnum):
     enterprise = "enterprise"
 
 
-class JobStatus(StrEnum):
-    pending = "pending"
-    processing = "processing"
-    completed = "completed"
-    failed = "failed"
-    cancelled = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES = frozenset({JobStatus.completed, JobStatus.failed, JobStatus.cancelled})
-
-
 class Stage(StrEnum):
     queued = "queued"
     initializing = "initializing"

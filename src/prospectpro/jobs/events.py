@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from prospectpro.domain.campaign import JobStatus
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.model import JobEvent
 from prospectpro.jobs.queue import list_events
 from prospectpro.store.db import Database

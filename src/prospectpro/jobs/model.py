@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from prospectpro.domain.campaign import JobStatus
 from prospectpro.domain.clock import iso
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.kinds import stage_label
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
-from prospectpro.domain.campaign import JobStatus
 from prospectpro.domain.clock import utcnow
+from prospectpro.domain.status import JobStatus
 from prospectpro.errors import NotFound
 from prospectpro.jobs.kinds import QUEUED, status_hook
 from prospectpro.jobs.model import Change, Job, JobEvent, JobFinished, Lease, LeaseLost

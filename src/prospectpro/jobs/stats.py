@@ -15,8 +15,8 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, func, select, text
 
-from prospectpro.domain.campaign import JobStatus
 from prospectpro.domain.clock import utcnow
+from prospectpro.domain.status import JobStatus
 from prospectpro.store.db import Database
 from prospectpro.store.schema import api_calls, discovery_jobs
 

@@ -21,9 +21,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from prospectpro.domain.business import Business
-from prospectpro.domain.campaign import JobStatus, Stage
+from prospectpro.domain.campaign import Stage
 from prospectpro.domain.clock import utcnow
 from prospectpro.domain.normalize import format_phone, normalize_website, phone_e164
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.model import Change
 from prospectpro.jobs.run import JobRun
 from prospectpro.pipeline import stage

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import JobStatus, Stage
+from prospectpro.domain.campaign import Stage
+from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.run import CancelRequested, JobRun, ends_in_cancel
 from prospectpro.pipeline import discover, enrich, qualify, results, stage
 from prospectpro.providers.osm import OsmPlacesSource

@@ -35,8 +35,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from prospectpro.config import Settings
-from prospectpro.domain.campaign import CampaignConfig, CampaignRequest, JobStatus, Notify
+from prospectpro.domain.campaign import CampaignConfig, CampaignRequest, Notify
 from prospectpro.domain.clock import utcnow
+from prospectpro.domain.status import JobStatus
 from prospectpro.errors import Conflict, InvalidInput
 from prospectpro.jobs.model import Job
 from prospectpro.jobs.queue import NewJob, insert_jobs, job_by_idempotency_key, job_exists

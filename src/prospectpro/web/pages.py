@@ -24,8 +24,9 @@ from pydantic import BaseModel
 from prospectpro import __version__
 from prospectpro.api.auth import Caller, client_address, cross_origin, ensure_session, identify, set_session_cookie
 from prospectpro.domain.business_types import all_business_types, suggest
-from prospectpro.domain.campaign import STAGE_LABELS, JobStatus, Stage, parse_campaign_request
+from prospectpro.domain.campaign import STAGE_LABELS, Stage, parse_campaign_request
 from prospectpro.domain.scoring import SCORE_COMPONENTS
+from prospectpro.domain.status import JobStatus
 from prospectpro.domain.text import parse_id
 from prospectpro.errors import NotFound, UserError
 from prospectpro.jobs import queue
