@@ -14,15 +14,16 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import pycountry
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from prospectpro.domain.area import Area
 from prospectpro.domain.normalize import text_key
 from prospectpro.errors import InvalidInput
 from prospectpro.store.db import Database
-from prospectpro.store.schema import datasets, localities, places
+from prospectpro.store.schema import datasets, localities, place_categories, places
 
 # Kinds of OSM place a user can name, largest first (the order breaks ties
 # between equally good matches), with the search radius each one implies.
@@ -310,3 +311,39 @@ def _suggest(known: list[_Locality], name: str, limit: int = 5) -> list[str]:
     # More matches than shown: several spellings often belong to one place.
     close = difflib.get_close_matches(text_key(name), list(owner), n=limit * 4, cutoff=0.7)
     return list(dict.fromkeys(owner[k] for k in close))[:limit]
+
+
+# The places index, read by the OSM discovery source.
+_METERS_PER_DEG_BOX = METERS_PER_DEGREE * 0.99  # a slightly larger box: the exact test is the caller's
+
+
+def tagged_places_near(db: Database, wanted: list[str], area: Area) -> list[Any]:
+    """Places rows with any of the tags in a box around the area (cheap for the lat/lon index;
+    the caller tests the circle itself)."""
+    tagged = select(place_categories.c.place_id).where(place_categories.c.tag.in_(wanted))
+    query = select(
+        places.c.osm_type, places.c.osm_id, places.c.name, places.c.tags,
+        places.c.latitude, places.c.longitude,
+    ).where(places.c.id.in_(tagged), _bbox(area))  # fmt: skip
+    with db.read() as conn:
+        return list(conn.execute(query))
+
+
+def _bbox(area: Area) -> Any:
+    """A box around the circle, cheap for the lat/lon index; the exact test is done after."""
+    dlat = area.radius_m / _METERS_PER_DEG_BOX
+    lat_lo, lat_hi = area.latitude - dlat, area.latitude + dlat
+    cos_lat = math.cos(math.radians(max(abs(lat_lo), abs(lat_hi))))
+    if lat_lo <= -90 or lat_hi >= 90 or cos_lat < 1e-6:
+        return places.c.latitude.between(lat_lo, lat_hi)  # the circle covers a pole
+    dlon = area.radius_m / (_METERS_PER_DEG_BOX * cos_lat)
+    lon_lo, lon_hi = area.longitude - dlon, area.longitude + dlon
+    if dlon >= 180:
+        lon_test: Any = places.c.longitude.between(-180, 180)
+    elif lon_lo < -180:  # crosses the antimeridian
+        lon_test = or_(places.c.longitude >= lon_lo + 360, places.c.longitude <= lon_hi)
+    elif lon_hi > 180:
+        lon_test = or_(places.c.longitude >= lon_lo, places.c.longitude <= lon_hi - 360)
+    else:
+        lon_test = places.c.longitude.between(lon_lo, lon_hi)
+    return and_(places.c.latitude.between(lat_lo, lat_hi), lon_test)

@@ -7,22 +7,17 @@ object has no addr:country (the area's country is itself derived from OSM).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from sqlalchemy import and_, or_, select
 
 from prospectpro.domain.area import Area
 from prospectpro.domain.business import Business
 from prospectpro.domain.normalize import first_value
-from prospectpro.places.locations import METERS_PER_DEGREE, country_code, distance_m
+from prospectpro.places.locations import country_code, distance_m, tagged_places_near
 from prospectpro.providers.protocols import CallContext, DiscoveryQuery
 from prospectpro.store.db import Database
-from prospectpro.store.schema import place_categories, places
 
 _TYPE_NAMES = {"n": "node", "w": "way", "r": "relation"}
-_METERS_PER_DEG = METERS_PER_DEGREE * 0.99
 
 PHONE_KEYS = ("phone", "contact:phone", "contact:mobile")
 WEBSITE_KEYS = ("website", "contact:website", "url")
@@ -46,7 +41,7 @@ class OsmPlacesSource:
         if not wanted or (limit is not None and limit <= 0):
             return []
         found: list[tuple[float, str, str, Business]] = []
-        for row in self._rows(wanted, area):
+        for row in tagged_places_near(self.db, wanted, area):
             dist = distance_m(area.latitude, area.longitude, row.latitude, row.longitude)
             if dist <= area.radius_m:
                 business = to_business(row, wanted, area)
@@ -54,35 +49,6 @@ class OsmPlacesSource:
         found.sort(key=lambda item: item[:3])
         chosen = found if limit is None else found[:limit]
         return [business for *_, business in chosen]
-
-    def _rows(self, wanted: list[str], area: Area) -> list[Any]:
-        tagged = select(place_categories.c.place_id).where(place_categories.c.tag.in_(wanted))
-        query = select(
-            places.c.osm_type, places.c.osm_id, places.c.name, places.c.tags,
-            places.c.latitude, places.c.longitude,
-        ).where(places.c.id.in_(tagged), _bbox(area))  # fmt: skip
-        with self.db.read() as conn:
-            return list(conn.execute(query))
-
-
-def _bbox(area: Area) -> Any:
-    """A box around the circle, cheap for the lat/lon index; the exact test is done after."""
-    dlat = area.radius_m / _METERS_PER_DEG
-    lat_lo, lat_hi = area.latitude - dlat, area.latitude + dlat
-    cos_lat = math.cos(math.radians(max(abs(lat_lo), abs(lat_hi))))
-    if lat_lo <= -90 or lat_hi >= 90 or cos_lat < 1e-6:
-        return places.c.latitude.between(lat_lo, lat_hi)  # the circle covers a pole
-    dlon = area.radius_m / (_METERS_PER_DEG * cos_lat)
-    lon_lo, lon_hi = area.longitude - dlon, area.longitude + dlon
-    if dlon >= 180:
-        lon_test: Any = places.c.longitude.between(-180, 180)
-    elif lon_lo < -180:  # crosses the antimeridian
-        lon_test = or_(places.c.longitude >= lon_lo + 360, places.c.longitude <= lon_hi)
-    elif lon_hi > 180:
-        lon_test = or_(places.c.longitude >= lon_lo, places.c.longitude <= lon_hi - 360)
-    else:
-        lon_test = places.c.longitude.between(lon_lo, lon_hi)
-    return and_(places.c.latitude.between(lat_lo, lat_hi), lon_test)
 
 
 def to_business(row: Any, wanted: Sequence[str], area: Area | None = None) -> Business:
