@@ -23,7 +23,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: its event loop must not outlive the browser tests
 def chromium() -> Iterator[Any]:
     """Debian's Chromium driven by Playwright (never `playwright install`: no download)."""
     if not CHROMIUM.exists():
