@@ -53,16 +53,23 @@ def start_server(tmp_path: Path, *, workers: int = 1, **overrides: Any) -> LiveS
     }
     settings = Settings(**{**defaults, **overrides})
     db = open_database(settings)
-    app = create_app(settings, workers=workers, db=db)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server, thread = serve_in_thread(
+        create_app(settings, workers=workers, db=db), host="127.0.0.1", port=port, log_level="warning"
+    )
+    return LiveServer(url=f"http://127.0.0.1:{port}", db=db, settings=settings, server=server, thread=thread)
+
+
+def serve_in_thread(app: Any, **options: Any) -> tuple[uvicorn.Server, threading.Thread]:
+    """A uvicorn server for ``app`` in a daemon thread, returned once it accepts connections."""
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
-    return LiveServer(url=f"http://127.0.0.1:{port}", db=db, settings=settings, server=server, thread=thread)
+    return server, thread
 
 
 @pytest.fixture

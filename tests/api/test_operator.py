@@ -4,8 +4,6 @@ address the per-address limits count, and the `serve` options."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +19,7 @@ from prospectpro.bootstrap import open_database
 from prospectpro.cli import LogLevel, server_options
 from prospectpro.cli import app as cli_app
 from prospectpro.config import Settings
-from tests.api.conftest import LiveServer, free_port
+from tests.api.conftest import LiveServer, free_port, serve_in_thread
 from tests.api.helpers import CAFES, assert_error, get_job, new_api_key
 
 URL = "/api/v1/campaigns"
@@ -138,13 +136,7 @@ def _serve_like_the_cli(tmp_path: Path, **overrides: Any) -> Iterator[str]:
     db = open_database(settings)
     port = free_port()
     options = server_options(settings, "127.0.0.1", port, LogLevel.warning)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, db=db), lifespan="on", **options))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
+    server, thread = serve_in_thread(create_app(settings, db=db), **options)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
