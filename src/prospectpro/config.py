@@ -7,6 +7,7 @@ directory that is created on first use.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -74,6 +75,36 @@ class Settings(BaseSettings):
     allow_private_notify_urls: bool = False
     notify_max_attempts: int = Field(default=8, ge=1, le=50)
     notify_retry_base_seconds: float = Field(default=5.0, ge=0)
+
+    # -- the gate: every external call (prospectpro.gate) ------------------------------
+    # How long a recorded paid answer serves the same owner's later campaigns (a
+    # provider's own terms may cap it lower: Google's content days).
+    answer_cache_days: float = Field(default=30.0, ge=0, le=3650)
+    # Anonymous sessions use the base tier (free sources) only unless this is set.
+    anonymous_paid: bool = False
+    # Price overrides, USD per request: {"google.text_search_enterprise": "0.035"} (see gate/prices.py).
+    prices: dict[str, Decimal] = Field(default_factory=dict)
+    # Per-lead cost caps by tier, USD: {"professional": "0.05"} (see domain/tiers.py).
+    tier_lead_caps: dict[str, Decimal] = Field(default_factory=dict)
+    # The User-Agent of every outbound request; empty: "ProspectPro/<version>" plus contact_email.
+    user_agent: str = ""
+    contact_email: str = ""
+
+    # Google Places (New): a paid discovery source, used by tiers that allow it when a key is set.
+    google_places_api_key: str = ""
+    google_places_base_url: str = "https://places.googleapis.com"
+    google_places_rate_per_second: float = Field(default=10.0, gt=0)
+    # Google-only field values are kept this long after their fetch (Google's content terms).
+    google_content_days: int = Field(default=30, ge=1, le=30)
+
+    # Live OpenStreetMap (Nominatim geocoding, Overpass queries).
+    nominatim_base_url: str = "https://nominatim.openstreetmap.org"
+    overpass_base_url: str = "https://overpass-api.de"
+    overpass_daily_limit: int = Field(default=1000, ge=0)  # against the public instance only
+    discovery_cache_days: float = Field(default=7.0, ge=0)
+    geocode_cache_days: float = Field(default=30.0, ge=0)
+    max_area_km2: float = Field(default=2500.0, gt=0)
+    ambiguity_importance_gap: float = Field(default=0.1, ge=0, le=1)
 
     @field_validator("public_base_url")
     @classmethod

@@ -12,12 +12,13 @@ from prospectpro.config import Settings
 from prospectpro.domain.business import Business
 from prospectpro.domain.campaign import Tier
 from prospectpro.domain.status import JobStatus
+from prospectpro.gate import Answer, GateRequest
 from prospectpro.jobs.queue import list_events
 from prospectpro.jobs.worker import Worker
 from prospectpro.pipeline.runner import Pipeline
 from prospectpro.providers.osm import OsmPlacesSource
 from prospectpro.providers.osm_email import OsmEmail
-from prospectpro.providers.protocols import CallContext, DiscoveryQuery, Enrichment
+from prospectpro.providers.protocols import CallContext, DiscoveryQuery, Enrichment, ProviderClient
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID
 from tests.pipeline.conftest import submit, wait_until_done
@@ -30,10 +31,13 @@ class RecordingGate:
         self.calls: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
-    def call(self, provider: str, operation: str, fn: Callable[[], T]) -> T:
+    def call(self, ctx: CallContext, request: GateRequest, fn: Callable[[], T]) -> Answer:
         with self._lock:
-            self.calls.append((provider, operation))
-        return fn()
+            self.calls.append((request.provider, request.operation))
+        return Answer(body=fn(), cost=Decimal("0"), reused=False)
+
+    def http(self, provider: str) -> ProviderClient:
+        raise LookupError(provider)
 
 
 class RecordingSource:
@@ -45,7 +49,8 @@ class RecordingSource:
 
     def discover(self, query: DiscoveryQuery, ctx: CallContext) -> list[Business]:
         self.calls.append((query, ctx))
-        return ctx.gate.call(self.name, "search", lambda: self.inner.discover(query, ctx))
+        request = GateRequest(self.name, "search", key={"tags": list(query.tags)})
+        return ctx.gate.call(ctx, request, lambda: self.inner.discover(query, ctx)).body
 
 
 class RecordingEnricher:
@@ -63,7 +68,8 @@ class RecordingEnricher:
             self.contexts.append(ctx)
             if len(self.contexts) == self.fail_on:
                 raise RuntimeError("simulated provider outage")
-        return ctx.gate.call(self.name, "lookup", lambda: found.with_step(self.name, "none"))
+        request = GateRequest(self.name, "lookup", key={"name": business.name})
+        return ctx.gate.call(ctx, request, lambda: found.with_step(self.name, "none")).body
 
 
 def test_each_provider_call_gets_the_job_its_owner_tier_budget_and_need(

@@ -71,4 +71,6 @@ def call_context(run: JobRun, campaign: CampaignConfig, *, wanted: int, gate: Ga
         wanted=wanted,
         budget_limit=campaign.budget_limit,
         gate=gate,
+        campaign_id=run.job.campaign_id,
+        lease_token=run.lease.token,
     )

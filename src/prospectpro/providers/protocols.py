@@ -13,38 +13,60 @@ call goes through.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
+
+import httpx
 
 from prospectpro.domain.area import Area
 from prospectpro.domain.business import Business
 from prospectpro.domain.campaign import Tier
-
-T = TypeVar("T")
+from prospectpro.gate.types import Answer, GateRequest
 
 
 class Gate(Protocol):
-    """What every call to a provider goes through.
+    """What every call to a provider goes through (``prospectpro.gate``).
 
-    ``provider`` and ``operation`` name the call ("hunter", "domain_search")
-    for the cost ledger and the budget the gate keeps; ``fn`` makes it.
+    ``call`` is the ledger layer: the request is looked up, reserved against
+    the budget (``OverBudget`` when it would cross it: the call is not made),
+    made by ``fn`` (which returns the answer body, JSON-able) and settled.
+    ``http`` is the transport layer: the provider's shared HTTP client, with
+    its limits, retries and breaker, raising ``ProviderError``.
     """
 
-    def call(self, provider: str, operation: str, fn: Callable[[], T]) -> T: ...
+    def call(self, ctx: CallContext, request: GateRequest, fn: Callable[[], Any]) -> Answer: ...
+
+    def http(self, provider: str) -> ProviderClient: ...
+
+
+class ProviderClient(Protocol):
+    """One provider's HTTP client: ``path`` is appended to its base URL; answers only when the provider said ok."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response: ...
 
 
 @dataclass(frozen=True, slots=True)
 class PassThroughGate:
-    """Makes every call as asked: nothing is recorded, no budget enforced.
+    """Makes every call as asked: nothing is recorded, no budget enforced, no HTTP client.
 
-    Enough while every provider is free; the gate issue replaces it with one
-    that records the cost ledger and refuses calls over the budget.
+    For tests of free, local sources; the product runs ``prospectpro.gate.core.Gate``.
     """
 
-    def call(self, provider: str, operation: str, fn: Callable[[], T]) -> T:
-        return fn()
+    def call(self, ctx: CallContext, request: GateRequest, fn: Callable[[], Any]) -> Answer:
+        return Answer(body=fn(), cost=Decimal("0"), reused=False)
+
+    def http(self, provider: str) -> ProviderClient:
+        raise LookupError(f"no HTTP client for {provider}: the pass-through gate makes no external calls")
 
 
 PASS_THROUGH = PassThroughGate()
@@ -60,6 +82,8 @@ class CallContext:
     wanted: int  # the remaining need: results still wanted (discovery) or leads still to enrich
     budget_limit: Decimal
     gate: Gate = PASS_THROUGH
+    campaign_id: str | None = None
+    lease_token: int | None = None  # the job's fencing token: a worker that lost its lease cannot spend
 
     def with_wanted(self, wanted: int) -> CallContext:
         return replace(self, wanted=wanted)
