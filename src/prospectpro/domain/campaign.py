@@ -89,6 +89,8 @@ class CampaignRequest(BaseModel):
     min_score: int = Field(default=50, ge=0, le=100)
     tier: Tier = Tier.base
     include_delivered: bool = False
+    # The shared source names to restrict the campaign to (domain.tiers); None: every one the tier allows.
+    sources: list[str] | None = Field(default=None, max_length=6)
 
 
 _FIELD_NAMES = {
@@ -99,6 +101,7 @@ _FIELD_NAMES = {
     "min_score": "minimum score",
     "tier": "tier",
     "include_delivered": "include delivered",
+    "sources": "sources",
 }
 
 
@@ -167,6 +170,7 @@ class CampaignConfig:
     tier: Tier
     include_delivered: bool
     notify: Notify | None = None
+    sources: tuple[str, ...] | None = None  # as asked (domain.tiers.parse_sources); None: all the tier allows
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON stored in ``discovery_jobs.config`` (and shown, without the secret, as the job's config)."""
@@ -182,6 +186,8 @@ class CampaignConfig:
             "tier": self.tier.value,
             "include_delivered": self.include_delivered,
         }
+        if self.sources is not None:
+            data["sources"] = list(self.sources)
         if self.notify is not None:
             data["notify"] = {"url": self.notify.url, "secret": self.notify.secret}
         return data
@@ -205,4 +211,5 @@ class CampaignConfig:
             tier=Tier(data.get("tier", Tier.base.value)),
             include_delivered=bool(data.get("include_delivered", False)),
             notify=Notify(url=str(notify["url"]), secret=str(notify["secret"])) if notify else None,
+            sources=tuple(data["sources"]) if data.get("sources") is not None else None,
         )

@@ -86,6 +86,7 @@ class ProviderSpec:
     rate_per_second: float | None = None  # per process, all jobs together
     # Installation-wide, counted in the store (rate_limits) across processes: requests per minute.
     shared_per_minute: int | None = None
+    shared_burst: int = 1  # of the shared limit: Nominatim's "1 request/s" allows no burst
     concurrency: int = 8  # calls in flight at once, per process
     connect_timeout: float = 5.0
     read_timeout: float = 20.0

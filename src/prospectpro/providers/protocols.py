@@ -97,7 +97,25 @@ class DiscoveryQuery:
     wanted: int  # the number of results the campaign wants (a source may return more: see OsmPlacesSource)
 
 
+@dataclass(frozen=True, slots=True)
+class SourceQuote:
+    """What a paid source may spend on a campaign: the quote's parts (services/quote.py).
+
+    ``max_cost`` is a hard upper bound (the source never makes more than
+    ``max_requests`` paid requests for this query); ``estimated_cost`` what it
+    usually spends.
+    """
+
+    source: str
+    max_requests: int
+    max_cost: Decimal
+    estimated_cost: Decimal
+    note: str = ""
+
+
 class DiscoverySource(Protocol):
+    """A source of businesses. Paid ones also have ``paid = True`` and ``quote(query) -> SourceQuote``."""
+
     name: str
 
     def discover(self, query: DiscoveryQuery, ctx: CallContext) -> Sequence[Business]: ...
