@@ -11,12 +11,14 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
 from httpx_sse import connect_sse
 
 from prospectpro.config import Settings
+from prospectpro.domain.clock import utcnow
 from prospectpro.jobs import stats
 from prospectpro.jobs.worker import live_workers
 from prospectpro.places.locations import imported_data
@@ -82,8 +84,32 @@ def doctor(settings: Settings, db: Database) -> list[Check]:
             )
         )
     checks.append(Check("provider: OpenStreetMap", OK, "local data, no key needed, $0"))
-    for provider in ("Google Places", "Hunter.io", "NeverBounce"):
-        checks.append(Check(f"provider: {provider}", WARN, "not available in this version (base tier only)"))
+    if not settings.google_places_api_key:
+        checks.append(Check("provider: Google Places", WARN, "not configured (set PROSPECTPRO_GOOGLE_PLACES_API_KEY)"))
+    for provider in ("Hunter.io", "NeverBounce"):
+        checks.append(Check(f"provider: {provider}", WARN, "not available in this version"))
+    checks.extend(gate_checks(settings, db))
+    return checks
+
+
+def gate_checks(settings: Settings, db: Database, now: datetime | None = None) -> list[Check]:
+    """One check per configured provider of the gate, with its circuit breaker as the store records it
+    (any process's): "google: breaker open until … (auth: API key not valid)"."""
+    from prospectpro.bootstrap import provider_specs
+    from prospectpro.store.ledger import provider_states
+
+    now = now or utcnow()
+    with db.read() as conn:
+        states = provider_states(conn)
+    checks = []
+    for spec in provider_specs(settings):
+        state = states.get(spec.name)
+        if state is not None and state.open_at(now) and state.breaker_open_until is not None:
+            until = state.breaker_open_until.isoformat(timespec="seconds").replace("+00:00", "Z")
+            detail = f"{spec.name}: breaker open until {until} ({state.reason})"
+            checks.append(Check(f"gate: {spec.name}", FAIL, detail, "check the provider's key, billing or status"))
+        else:
+            checks.append(Check(f"gate: {spec.name}", OK, f"{spec.name}: configured, {spec.base_url}"))
     return checks
 
 

@@ -21,6 +21,7 @@ from prospectpro.api.auth import local_client
 from prospectpro.api.hub import EventHub
 from prospectpro.domain.status import JobStatus
 from prospectpro.errors import Forbidden, Unauthorized
+from prospectpro.gate import metrics as gate_metrics
 from prospectpro.jobs import stats
 from prospectpro.jobs.worker import live_workers
 from prospectpro.store import migrate
@@ -143,6 +144,7 @@ async def metrics(request: Request) -> Response:
         raise Forbidden("/metrics answers callers on this machine; set PROSPECTPRO_OPERATOR_TOKEN to read it remotely")
     registry = CollectorRegistry()
     registry.register(StoreCollector(state.db, state.hub))
+    registry.register(gate_metrics.REGISTRY)  # the gate's calls, errors, latency and cost in this process
     ProcessCollector(registry=registry)  # this process's CPU, memory, open files, start time
     body = await anyio.to_thread.run_sync(generate_latest, registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

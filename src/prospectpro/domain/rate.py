@@ -22,20 +22,32 @@ class Bucket:
 
 @dataclass(frozen=True)
 class Rate:
-    """``per_minute`` requests a minute on average, and at most that many in a burst."""
+    """``per_minute`` requests a minute on average, and at most ``burst`` (default: that many) in a burst."""
 
     per_minute: int
+    burst: int | None = None  # the bucket's capacity; Nominatim's 1 request/s is (60, burst=1)
 
     @property
     def per_second(self) -> float:
         return self.per_minute / 60.0
 
+    @property
+    def capacity(self) -> float:
+        return float(self.per_minute if self.burst is None else self.burst)
+
     def full(self, now: datetime) -> Bucket:
-        return Bucket(tokens=float(self.per_minute), updated_at=now)
+        return Bucket(tokens=self.capacity, updated_at=now)
 
     def refill(self, bucket: Bucket, now: datetime) -> Bucket:
         elapsed = max(0.0, (now - bucket.updated_at).total_seconds())
-        return Bucket(tokens=min(float(self.per_minute), bucket.tokens + elapsed * self.per_second), updated_at=now)
+        return Bucket(tokens=min(self.capacity, bucket.tokens + elapsed * self.per_second), updated_at=now)
+
+    def take_or_wait(self, bucket: Bucket, now: datetime) -> tuple[Bucket, float]:
+        """Like ``take``, with the exact (fractional) seconds to wait: for callers that wait, not refuse."""
+        bucket = self.refill(bucket, now)
+        if bucket.tokens >= 1.0 - _EPSILON:
+            return Bucket(tokens=max(0.0, bucket.tokens - 1.0), updated_at=now), 0.0
+        return bucket, (1.0 - bucket.tokens) / self.per_second
 
     def take(self, bucket: Bucket, now: datetime) -> tuple[Bucket, int]:
         """Spend one token: the new bucket and 0, or the bucket unchanged and the whole seconds to wait."""

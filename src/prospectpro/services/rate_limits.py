@@ -51,6 +51,19 @@ def admit_submissions(conn: Connection, rates: Sequence[tuple[str, int]], now: d
     ]
 
 
+def admit_call(conn: Connection, key: str, rate: Rate, now: datetime) -> float:
+    """One token of an installation-wide provider limit ("provider:<name>"): 0 when spent, else seconds to wait.
+
+    The gate's callers wait and ask again; they are not refused.
+    """
+    lock = lock_or_insert_statement(conn.dialect.name, rate_limits, ("key",), ("tokens", "updated_at"))
+    row = conn.execute(lock, {"key": key, "tokens": rate.capacity, "updated_at": now}).one()
+    bucket, wait = rate.take_or_wait(Bucket(tokens=row.tokens, updated_at=row.updated_at), now)
+    if not wait:
+        conn.execute(_UPDATE_BUCKET, {"b_key": key, "b_tokens": bucket.tokens, "b_at": bucket.updated_at})
+    return wait
+
+
 def _spend(conn: Connection, wanted: Sequence[tuple[str, Rate]], now: datetime) -> list[int]:
     """One token per (key, rate), in order: 0 where it was spent, else the seconds to wait.
 

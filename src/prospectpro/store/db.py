@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from prospectpro.store.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
 
@@ -273,6 +273,33 @@ def _file_lock_for(database: str | None) -> _FileLock | None:
     return _FileLock(path.with_name(path.name + ".lock"))
 
 
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping``, but only for a connection that sat unused in the pool for a while.
+
+    A ping is a round trip on every checkout: on a queue job's path it was two
+    of eight. A connection given back a moment ago answered then; if it broke
+    since, its first statement fails as a disconnect and the callers that retry
+    outages (the worker's fenced writes) retry it on a new one.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # just connected, or just used
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool replaces it and tries again, as pool_pre_ping does
+            raise DisconnectionError() from exc
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False, write_lock_timeout: float = DEFAULT_WRITE_LOCK_TIMEOUT) -> None:
         self.url = url
@@ -292,9 +319,9 @@ class Database:
     def _create_engine(self, url: str, echo: bool) -> Engine:
         if not self.is_sqlite:
             # hide_parameters: a logged statement error must not show its values (webhook secrets, tokens).
-            return create_engine(
-                url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
-            )
+            pg = create_engine(url, echo=echo, pool_size=10, max_overflow=20, hide_parameters=True)
+            _ping_when_idle(pg)
+            return pg
         parsed = make_url(url)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, func, select, update
 
 from prospectpro.store.schema import delivered_businesses, leads
 from prospectpro.store.upsert import insert_ignore_returning, upsert
@@ -33,6 +33,10 @@ LEAD_COLUMNS = (
     "sources",
     "score_breakdown",
     "cost",
+    "rating",
+    "review_count",
+    "field_sources",  # {column: {"source": ref, "fetched_at": iso}}
+    "google_expires_at",  # when the first Google-only value must go (clear_expired_google_fields)
 )
 
 _CHUNK = 500  # keys per statement: 2,000 parameters at most, well inside SQLite's limit
@@ -117,3 +121,37 @@ def claim_deliveries(
         keys = ["owner_id", "fingerprint"]
         won.update(insert_ignore_returning(conn, delivered_businesses, rows, keys, "fingerprint"))
     return won
+
+
+# The columns a Google-only value may be in; the place id (in ``sources``) stays for good.
+GOOGLE_CLEARABLE = ("address", "phone", "website", "category", "latitude", "longitude", "rating", "review_count")
+
+
+def clear_expired_google_fields(conn: Connection, now: datetime) -> int:
+    """Google's content terms: past ``google_expires_at``, a lead's values that only Google gave are cleared.
+
+    The place id and the other sources' values stay (``prospectpro leads
+    refresh`` fetches Google's again). The name is emptied too when only
+    Google gave it (the column cannot be null). Every owner's leads; returns
+    how many leads were cleared.
+    """
+    rows = conn.execute(
+        select(leads.c.id, leads.c.field_sources).where(
+            leads.c.google_expires_at.is_not(None), leads.c.google_expires_at <= now
+        )
+    ).all()
+    for row in rows:
+        kept = dict(row.field_sources or {})
+        values: dict[str, Any] = {"google_expires_at": None}
+        for column, source in list(kept.items()):
+            if str((source or {}).get("source") or "").startswith("google:"):
+                if column in GOOGLE_CLEARABLE:
+                    values[column] = None
+                elif column == "business_name":
+                    values[column] = ""
+                else:
+                    continue
+                del kept[column]
+        values["field_sources"] = kept
+        conn.execute(update(leads).where(leads.c.id == row.id).values(**values))
+    return len(rows)

@@ -71,6 +71,7 @@ users = Table(
     Column("kind", String(16), nullable=False),  # local | user | anonymous | system
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    Column("monthly_budget", Money),  # the owner's calendar-month (UTC) spend cap; None: no cap
 )
 
 credentials = Table(
@@ -176,21 +177,31 @@ job_candidates = Table(
     UniqueConstraint("job_id", "source", "source_id"),
 )
 
+# The gate's ledger (store/ledger.py): one row per external request that costs
+# or could cost money, per job — unique on sha256(job id, request hash).
 api_calls = Table(
     "api_calls",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(64), nullable=False, unique=True),
+    Column("request_hash", String(64), nullable=False),  # sha256 of (provider, operation, key)
     Column("provider", String(32), nullable=False),
     Column("operation", String(64), nullable=False),
-    Column("request_key", String(128), nullable=False, unique=True),
-    Column("job_id", String(36)),
-    Column("campaign_id", String(36), index=True),
-    Column("owner_id", String(36)),
-    Column("outcome", String(16), nullable=False),  # reserved | ok | error
+    Column("request", Json, nullable=False),  # the normalised request key, redacted
+    Column("owner_id", String(36), nullable=False),
+    Column("job_id", String(36), nullable=False, index=True),
+    Column("campaign_id", String(36)),
+    Column("status", String(16), nullable=False),  # reserved | ok | error | reused | over_budget
     Column("cost", Money, nullable=False, default=0),
-    Column("response", Json),
+    Column("saved_cost", Money, nullable=False, default=0),  # reused rows: what the original answer cost
+    Column("response", Json),  # the redacted answer body (ok rows; reused rows copy it)
+    Column("reused_from", BigId),
+    Column("error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime),
+    Column("reusable_until", UTCDateTime),
+    Index("ix_api_calls_reuse", "owner_id", "provider", "operation", "request_hash"),
+    Index("ix_api_calls_owner_created", "owner_id", "created_at"),
 )
 
 leads = Table(
@@ -214,6 +225,11 @@ leads = Table(
     Column("longitude", Float),
     Column("cost", Money, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("rating", Float),
+    Column("review_count", Integer),
+    Column("field_sources", Json),  # {field: {"source": ref, "fetched_at": iso}}
+    # When the first Google-only field value must go (Google's content terms).
+    Column("google_expires_at", UTCDateTime, index=True),
     UniqueConstraint("campaign_id", "dedup_key"),
     Index("ix_leads_owner_dedup", "owner_id", "dedup_key"),
 )
@@ -280,6 +296,11 @@ datasets = Table(
     Column("places", Integer, nullable=False),
     Column("localities", Integer, nullable=False),
     Column("imported_at", UTCDateTime, nullable=False),
+    # The extract's bounds (its header's box, else its objects'): a lat,lon inside is served locally.
+    Column("south", Float),
+    Column("west", Float),
+    Column("north", Float),
+    Column("east", Float),
 )
 
 workers = Table(
@@ -317,6 +338,65 @@ rate_limits = Table(
     Column("key", String(80), primary_key=True),  # e.g. "submit:<owner id>"
     Column("tokens", Float, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Per provider, what the gate's circuit breaker knows, readable by every process (doctor).
+provider_state = Table(
+    "provider_state",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("breaker_open_until", UTCDateTime),
+    Column("reason", Text),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Live OpenStreetMap (issue 10, places/coverage.py). What a live query stored into the places
+# index: one row per (source, tags asked, area); a fresh one covering a campaign's area serves it.
+place_coverage = Table(
+    "place_coverage",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),  # overpass
+    Column("tags_key", String(1000), nullable=False),  # the tags asked, sorted, "," between
+    Column("area_ref", String(64)),  # "relation/62422" when asked by its boundary; else the box
+    Column("south", Float, nullable=False),
+    Column("west", Float, nullable=False),
+    Column("north", Float, nullable=False),
+    Column("east", Float, nullable=False),
+    Column("label", String(300), nullable=False),
+    Column("elements", Integer, nullable=False),
+    Column("fetched_at", UTCDateTime, nullable=False),
+    Index("ix_place_coverage_tags_fetched", "tags_key", "fetched_at"),
+)
+
+# Nominatim's answers by the location text asked (sha256 of its normalised form).
+geocode_cache = Table(
+    "geocode_cache",
+    metadata,
+    Column("query_hash", String(64), primary_key=True),
+    Column("query", Text, nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("response", Json, nullable=False),
+    Column("fetched_at", UTCDateTime, nullable=False),
+)
+
+# A store-held lease: one Overpass query at a time against the public instance, installation-wide.
+provider_leases = Table(
+    "provider_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Calls per provider per UTC day: the public Overpass instance's daily cap.
+provider_usage = Table(
+    "provider_usage",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("calls", Integer, nullable=False),
 )
 
 LOCAL_USER_ID = "00000000-0000-0000-0000-000000000000"
