@@ -46,6 +46,12 @@ TIERS: Mapping[Tier, TierRule] = {
 }
 
 
+def money_text(value: Decimal | int | str) -> str:
+    """Money as JSON carries it: a plain decimal string without trailing zeros ("0.035", "0", "12.5")."""
+    text = f"{Decimal(str(value)).normalize():f}"
+    return "0" if text in ("-0", "0") else text
+
+
 def tier_rule(tier: Tier, lead_caps: Mapping[str, Decimal] | None = None) -> TierRule:
     """The tier's rule, with its per-lead cap overridden by configuration (settings.tier_lead_caps)."""
     rule = TIERS[tier]

@@ -16,22 +16,28 @@ records the ones nobody had delivered yet.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection
 
-from prospectpro.domain.business import Business
+from prospectpro.domain.business import Business, lead_provenance
 from prospectpro.domain.campaign import Stage
 from prospectpro.domain.clock import utcnow
 from prospectpro.domain.normalize import format_phone, normalize_website, phone_e164
 from prospectpro.domain.status import JobStatus
+from prospectpro.domain.tiers import money_text
 from prospectpro.jobs.model import Change
 from prospectpro.jobs.run import JobRun
 from prospectpro.pipeline import stage
 from prospectpro.providers.protocols import Enrichment
 from prospectpro.store.campaigns import record_results
-from prospectpro.store.candidates import enriched_for_leads, mark_delivered_before, total_cost
+from prospectpro.store.candidates import enriched_for_leads, mark_delivered_before
 from prospectpro.store.leads import claim_deliveries, lead_stats, store_leads
+from prospectpro.store.ledger import job_budget_exhausted, job_provider_stats, job_spent
+
+COST_PER_LEAD_STEP = Decimal("0.000001")  # a millionth of a dollar: Google's per-place cost is about $0.00175
 
 
 def lead_row(business: Business, enrichment: Enrichment, score: int, breakdown: dict[str, int]) -> dict[str, Any]:
@@ -39,6 +45,9 @@ def lead_row(business: Business, enrichment: Enrichment, score: int, breakdown: 
     sources = list(business.sources)
     if enrichment.email_source and enrichment.email_source not in ("osm",):
         sources.append(enrichment.email_source)
+    field_sources, google_expires_at = lead_provenance(business)  # every value names its source
+    if enrichment.email and enrichment.email_source:
+        field_sources["email"] = {"source": enrichment.email_source, "fetched_at": None}
     return {
         "business_name": business.name,
         "address": business.address,
@@ -53,6 +62,10 @@ def lead_row(business: Business, enrichment: Enrichment, score: int, breakdown: 
         "latitude": business.latitude,
         "longitude": business.longitude,
         "cost": enrichment.cost,
+        "rating": business.rating,
+        "review_count": business.review_count,
+        "field_sources": field_sources,
+        "google_expires_at": google_expires_at,
     }
 
 
@@ -88,14 +101,19 @@ def store(run: JobRun, *, final_status: JobStatus) -> None:
             now,
         )
         count, avg = lead_stats(conn, job.owner_id, campaign_id)
-        cost = total_cost(conn, job.id)
+        # What the job spent is what the ledger holds for it: every paid call goes through the gate.
+        cost = job_spent(conn, job.id)
         record_results(conn, campaign_id, count, cost, now)
-        metrics = {
-            "leads": count,
-            "avg_confidence": round(avg, 1) if avg is not None else None,
-            "total_cost": float(cost),
-            "exhausted": count < requested,
-        }
+        metrics = money_metrics(
+            job.metrics,
+            leads=count,
+            requested=requested,
+            cost=cost,
+            budget_exhausted=job_budget_exhausted(conn, job.id) or bool(job.metrics.get("budget_exhausted")),
+            providers=job_provider_stats(conn, job.id),
+            taken=len(taken),
+        )
+        metrics["avg_confidence"] = round(avg, 1) if avg is not None else None
         if taken:  # on top of those the scoring stage skipped
             metrics["delivered_skipped"] = int(job.metrics.get("delivered_skipped", 0)) + len(taken)
         if final_status == JobStatus.cancelled:
@@ -105,19 +123,93 @@ def store(run: JobRun, *, final_status: JobStatus) -> None:
             status=JobStatus.completed,
             stage=Stage.finished,
             progress=100,
-            metrics={**metrics, "summary": summary(count, requested, taken=len(taken))},
+            metrics={
+                **metrics,
+                "summary": summary(
+                    count,
+                    requested,
+                    taken=len(taken),
+                    budget=campaign.budget_limit if metrics["budget_exhausted"] else None,
+                ),
+            },
             checkpoint={Stage.storing_results.value: "done"},
         )
 
     run.change(build)
 
 
-def summary(found: int, requested: int, *, taken: int = 0) -> str:
+def _count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _stage_count(metrics: Mapping[str, Any], name: str) -> int:
+    """A count an earlier stage reported under ``skipped`` ({closed: 3}) or as ``{name}_skipped`` / ``{name}``."""
+    skipped = metrics.get("skipped")
+    if isinstance(skipped, Mapping) and name in skipped:
+        return _count(skipped[name])
+    return _count(metrics.get(f"{name}_skipped", metrics.get(name)))
+
+
+def _stats_out(providers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The ledger's per-provider counts, money as decimal strings."""
+    return {
+        name: {
+            key: money_text(value) if isinstance(value, Decimal) or key in ("cost", "saved_cost") else value
+            for key, value in stats.items()
+        }
+        for name, stats in providers.items()
+    }
+
+
+def money_metrics(
+    earlier: Mapping[str, Any],
+    *,
+    leads: int,
+    requested: int,
+    cost: Decimal,
+    budget_exhausted: bool,
+    providers: Mapping[str, Mapping[str, Any]],
+    taken: int = 0,
+) -> dict[str, Any]:
+    """The job's final metrics of money and of what was left out (their names: README, "Job metrics").
+
+    ``earlier`` is the job's metrics as the earlier stages left them
+    (discovery: failed_sources and its skipped counts; scoring: below_min_score,
+    delivered_skipped).
+    """
+    skipped = {
+        "delivered": _count(earlier.get("delivered_skipped")) + taken,
+        "below_min_score": _count(earlier.get("below_min_score")),
+        "closed": _stage_count(earlier, "closed"),
+        # Candidates not enriched or not taken because of the budget (the contact steps count them).
+        "over_budget": _stage_count(earlier, "over_budget"),
+        "outside_area": _stage_count(earlier, "outside_area"),
+    }
+    return {
+        "leads": leads,
+        "total_cost": money_text(cost),
+        "cost_per_lead": money_text((cost / leads).quantize(COST_PER_LEAD_STEP)) if leads else None,
+        "budget_exhausted": budget_exhausted,
+        "exhausted": leads < requested,
+        "skipped": skipped,
+        "providers": _stats_out(providers),
+        "failed_sources": list(earlier.get("failed_sources") or []),
+    }
+
+
+def summary(found: int, requested: int, *, taken: int = 0, budget: Decimal | None = None) -> str:
+    """The sentence a completed job ends with; ``budget``: the budget that stopped its paid calls."""
+    stopped = f"the budget of ${budget:,.2f} was reached" if budget is not None else ""
     if found >= requested:
-        return f"Found {found} leads."
+        return f"Found {found} leads" + (f"; {stopped}." if stopped else ".")
     if taken:
         return (
             f"Found {found} of {requested} requested leads: {taken} more went to another of your campaigns "
-            "running at the same time."
+            "running at the same time" + (f", and {stopped}." if stopped else ".")
         )
+    if stopped:
+        return f"Found {found} of {requested} requested leads: {stopped}."
     return f"Found {found} of {requested} requested leads: the sources have no more that qualify."

@@ -13,12 +13,14 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from cachetools import TTLCache
 from sqlalchemy import Connection, select, update
 
 from prospectpro.domain.clock import iso, utcnow
+from prospectpro.domain.tiers import money_text
 from prospectpro.errors import InvalidInput, NotFound
 from prospectpro.services.rate_limits import admit_sessions
 from prospectpro.store.db import Database
@@ -73,13 +75,49 @@ def _insert(conn: Connection, *, names: Sequence[str], kind: str, credential_kin
     return made
 
 
-def create_user(db: Database, name: str) -> tuple[Principal, str]:
-    """A named user and its first API key (returned once)."""
+def create_user(db: Database, name: str, *, monthly_budget: Decimal | None = None) -> tuple[Principal, str]:
+    """A named user and its first API key (returned once); ``monthly_budget``: its spend cap per calendar month."""
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput("user name must be 1–200 characters")
+    budget = check_monthly_budget(monthly_budget)
     with db.write() as conn:
-        return _insert(conn, names=[name], kind="user", credential_kind="api_key", prefix=API_KEY_PREFIX)[0]
+        made = _insert(conn, names=[name], kind="user", credential_kind="api_key", prefix=API_KEY_PREFIX)[0]
+        if budget is not None:
+            conn.execute(update(users).where(users.c.id == made[0].user_id).values(monthly_budget=budget))
+        return made
+
+
+MAX_MONTHLY_BUDGET = Decimal("100000000")  # what the store's Money column holds, with room
+
+
+def check_monthly_budget(amount: Decimal | None) -> Decimal | None:
+    """The amount as the store keeps it (4 decimals), or InvalidInput."""
+    if amount is None:
+        return None
+    if not amount.is_finite() or amount < 0 or amount >= MAX_MONTHLY_BUDGET:
+        raise InvalidInput(f"monthly budget must be 0 or more USD (below {MAX_MONTHLY_BUDGET:,}), got {amount}")
+    if amount != amount.quantize(Decimal("0.0001")):
+        raise InvalidInput(f"monthly budget must have at most 4 decimal places, got {amount}")
+    return amount
+
+
+def _one_user(conn: Connection, name_or_id: str) -> Any:
+    rows = conn.execute(
+        select(users).where(users.c.kind == "user", (users.c.id == name_or_id) | (users.c.name == name_or_id))
+    ).all()
+    if len(rows) != 1:
+        raise NotFound(f"user {name_or_id} not found" if not rows else f"several users are named {name_or_id}; use the id")
+    return rows[0]
+
+
+def set_monthly_budget(db: Database, name_or_id: str, amount: Decimal | None) -> dict[str, Any]:
+    """Set (or, with None, remove) a user's monthly budget; the gate enforces it on every paid call."""
+    budget = check_monthly_budget(amount)
+    with db.write() as conn:
+        row = _one_user(conn, name_or_id)
+        conn.execute(update(users).where(users.c.id == row.id).values(monthly_budget=budget))
+    return {"id": row.id, "name": row.name, "monthly_budget": money_text(budget) if budget is not None else None}
 
 
 def insert_sessions(conn: Connection, labels: Sequence[str | None]) -> list[tuple[Principal, str]]:
@@ -151,6 +189,7 @@ def list_users(db: Database) -> list[dict[str, Any]]:
             "id": r.id,
             "name": r.name,
             "key_prefix": r.prefix,
+            "monthly_budget": money_text(r.monthly_budget) if r.monthly_budget is not None else None,
             "created_at": iso(r.created_at),
             "revoked_at": iso(r.revoked_at),
         }
