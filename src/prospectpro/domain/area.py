@@ -13,9 +13,19 @@ class Area:
     radius_m: float
     label: str
     country: str | None
+    # A geocoded place (live OpenStreetMap): its box (south, west, north, east) and its OSM object,
+    # "relation/62422"; the circle above covers the box. None for local places and coordinates.
+    bounds: tuple[float, float, float, float] | None = None
+    osm_ref: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for extra in ("bounds", "osm_ref"):  # the same JSON as before for areas without them
+            if data[extra] is None:
+                del data[extra]
+        if self.bounds is not None:
+            data["bounds"] = list(self.bounds)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Area:
@@ -25,4 +35,6 @@ class Area:
             radius_m=float(data["radius_m"]),
             label=str(data["label"]),
             country=data.get("country"),
+            bounds=tuple(float(v) for v in data["bounds"]) if data.get("bounds") else None,  # type: ignore[arg-type]
+            osm_ref=data.get("osm_ref"),
         )

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import json
 import math
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -25,7 +26,7 @@ from typing import Any
 
 import osmium
 from osmium.filter import KeyFilter
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, inspect, select
 
 from prospectpro.domain.business_types import OSM_BUSINESS_KEYS
 from prospectpro.errors import InvalidInput
@@ -38,7 +39,7 @@ from prospectpro.places.locations import (
 )
 from prospectpro.store.db import Database
 from prospectpro.store.schema import datasets, localities, place_categories, places
-from prospectpro.store.upsert import upsert, upsert_returning
+from prospectpro.store.upsert import upsert
 
 BUSINESS_KEYS = OSM_BUSINESS_KEYS  # the keys whose places are imported, in category order
 
@@ -97,6 +98,8 @@ class _Run:
     # for the other. Relations left waiting have no area (members cut off).
     relation_tags: dict[int, dict[str, str]] = field(default_factory=dict)
     relation_areas: dict[int, tuple[dict[str, str], tuple[float, float]]] = field(default_factory=dict)
+    # The box of every position stored (south, west, north, east): the extract's bounds with its header's box.
+    box: list[float] = field(default_factory=lambda: [90.0, 180.0, -90.0, -180.0])
 
 
 def import_pbf(db: Database, path: Path, *, dataset: str | None = None) -> ImportStats:
@@ -124,7 +127,7 @@ def import_pbf(db: Database, path: Path, *, dataset: str | None = None) -> Impor
     _fill_countries(run.localities, run.country_grid)
     _write_localities(db, run.localities, name)
     _remove_stale(db, name, run.seen_places, {(lo.osm_type, lo.osm_id) for lo in run.localities})
-    _record_dataset(db, name, digest, run.places, len(run.localities))
+    _record_dataset(db, name, digest, run.places, len(run.localities), _bounds(path, run.box))
     forget_localities(db)
     return ImportStats(
         dataset=name,
@@ -170,6 +173,7 @@ def _store(
     db: Database, run: _Run, osm_type: str, osm_id: int, tags: dict[str, str], where: tuple[float, float]
 ) -> None:
     lat, lon = where
+    run.box[:] = [min(run.box[0], lat), min(run.box[1], lon), max(run.box[2], lat), max(run.box[3], lon)]
     categories = business_tags(tags)
     if categories:
         run.batch[(osm_type, osm_id)] = _place_row(
@@ -294,7 +298,7 @@ def _mean(points: list[tuple[float, float]]) -> tuple[float, float] | None:
 
 def business_tags(tags: Mapping[str, str]) -> list[str]:
     """The object's business tags as "key=value", in BUSINESS_KEYS order."""
-    return [f"{k}={tags[k].strip()}" for k in BUSINESS_KEYS if tags.get(k, "").strip()]
+    return [f"{k}={v}" for k in BUSINESS_KEYS if (v := tags.get(k, "").strip())]
 
 
 def _place_row(
@@ -328,16 +332,58 @@ def _flush(db: Database, run: _Run) -> None:
 
 
 def _write_places(db: Database, rows: list[dict[str, Any]]) -> None:
-    values = [{k: v for k, v in row.items() if k != "_categories"} for row in rows]
+    columns = tuple(c for c in rows[0] if c != "_categories")
+    values = [tuple(dumps(row[c]) if c == "tags" else row[c] for c in columns) for row in rows]
     categories = {(row["osm_type"], row["osm_id"]): row["_categories"] for row in rows}
+    _write_rows(db, columns, values, categories)
+
+
+def _write_rows(
+    db: Database,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    categories: Mapping[tuple[str, int], list[str]],
+    keep: tuple[str, ...] = (),
+) -> None:
+    """Places rows (``columns``, the tags as JSON text; upserted on their OSM identity, ``keep``
+    columns left as they are) and their business tags (``categories``, by OSM identity)."""
+    updated = tuple(c for c in _updated(dict.fromkeys(columns)) if c not in keep)
     with db.write() as conn:
-        returned = upsert_returning(conn, places, values, OSM_KEY, _updated(values[0]), ("id", "osm_type", "osm_id"))
-        ids = {(t, i): pid for pid, t, i in returned}
-        conn.execute(delete(place_categories).where(place_categories.c.place_id.in_(ids.values())))
-        conn.execute(
-            insert(place_categories),
-            [{"place_id": pid, "tag": tag} for key, pid in ids.items() for tag in categories[key]],
+        # The driver's own executemany, then one SELECT of the ids. Through SQLAlchemy's
+        # executemany (and worse, RETURNING) binding each row cost more than the rest of an
+        # Overpass answer's ingest together (bench/overpass_parse.py, issue 10).
+        conn.exec_driver_sql(_upsert_sql(conn.dialect.name, columns, updated), rows)
+        # Ids are integers (int() makes sure): written into the statement, they need no binding.
+        osm_ids = ",".join(str(int(i)) for _, i in categories)
+        found = conn.exec_driver_sql(f"SELECT id, osm_type, osm_id FROM places WHERE osm_id IN ({osm_ids})").all()
+        ids = {(t, i): pid for pid, t, i in found if (t, i) in categories}
+        if ids:
+            place_ids = ",".join(str(int(pid)) for pid in ids.values())
+            conn.exec_driver_sql(f"DELETE FROM place_categories WHERE place_id IN ({place_ids})")
+        marker = _MARKERS[conn.dialect.name]
+        conn.exec_driver_sql(
+            f"INSERT INTO place_categories (place_id, tag) VALUES ({marker}, {marker})",
+            [(pid, tag) for key, pid in ids.items() for tag in categories[key]],
         )
+
+
+_MARKERS = {"sqlite": "?", "postgresql": "%s"}  # each driver's positional parameter
+dumps = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": ")).encode  # as SQLAlchemy's JSON type writes it
+
+
+@lru_cache(maxsize=8)
+def _upsert_sql(dialect: str, columns: tuple[str, ...], updated: tuple[str, ...]) -> str:
+    """INSERT … ON CONFLICT (osm_type, osm_id) DO UPDATE: the same words on SQLite and PostgreSQL."""
+    if dialect not in _MARKERS:
+        raise NotImplementedError(f"ProspectPro does not support {dialect} (PostgreSQL and SQLite only)")
+    marker = _MARKERS[dialect]
+    # The tags arrive as JSON text; PostgreSQL's column is JSONB.
+    values = ", ".join(f"CAST({marker} AS JSONB)" if c == "tags" and dialect == "postgresql" else marker for c in columns)
+    sets = ", ".join(f"{c} = excluded.{c}" for c in updated)
+    return (
+        f"INSERT INTO places ({', '.join(columns)}) VALUES ({values}) "
+        f"ON CONFLICT ({', '.join(OSM_KEY)}) DO UPDATE SET {sets}"
+    )
 
 
 OSM_KEY = ("osm_type", "osm_id")  # what a re-import matches on: a row's id stays stable
@@ -474,22 +520,84 @@ def _remove_stale(
             conn.execute(delete(localities).where(localities.c.id.in_(stale_localities)))
 
 
-def _record_dataset(db: Database, name: str, digest: str, n_places: int, n_localities: int) -> None:
+def _bounds(path: Path, seen: list[float]) -> tuple[float, float, float, float] | None:
+    """The extract's bounds: its header's box (what it was cut to) joined with every position stored."""
+    south, west, north, east = seen
+    try:
+        box = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING).header().box()
+    except RuntimeError:
+        box = None
+    if box is not None and box.valid():
+        south, west = min(south, box.bottom_left.lat), min(west, box.bottom_left.lon)
+        north, east = max(north, box.top_right.lat), max(east, box.top_right.lon)
+    return (south, west, north, east) if south <= north and west <= east else None
+
+
+def _record_dataset(
+    db: Database,
+    name: str,
+    digest: str,
+    n_places: int,
+    n_localities: int,
+    bounds: tuple[float, float, float, float] | None = None,
+) -> None:
+    south, west, north, east = bounds or (None, None, None, None)
+    row: dict[str, Any] = {
+        "name": name,
+        "sha256": digest,
+        "places": n_places,
+        "localities": n_localities,
+        "imported_at": datetime.now(UTC),
+    }
     with db.write() as conn:
+        # A store before revision 0007 has no bounds columns (0007 computes them from the rows).
+        if "south" in {c["name"] for c in inspect(conn).get_columns("datasets")}:
+            row.update(south=south, west=west, north=north, east=east)
         conn.execute(delete(datasets).where(datasets.c.name == name))
-        conn.execute(
-            insert(datasets).values(
-                name=name,
-                sha256=digest,
-                places=n_places,
-                localities=n_localities,
-                imported_at=datetime.now(UTC),
-            )
-        )
+        conn.execute(insert(datasets).values(**row))
+
+
+# --- live results (providers/overpass.py) ---------------------------------------------
+
+LIVE_DATASET = "live:overpass"  # never a row of ``datasets``: live data neither moves an extract's bounds nor
+# counts as imported; a re-import of an extract holding the same object takes it over.
+
+
+def store_live_places(db: Database, elements: Iterable[Any], *, dataset: str = LIVE_DATASET) -> int:
+    """Named business objects of an Overpass answer (osm_type, osm_id, latitude, longitude, tags) into the
+    places index, in batches; an object already there is updated in place but keeps its dataset."""
+    stored = 0
+    batch: dict[tuple[str, int], tuple[Any, ...]] = {}
+    tags_of: dict[tuple[str, int], list[str]] = {}
+    for element in elements:
+        tags = element.tags
+        categories = business_tags(tags)
+        name = tags.get("name", "").strip()
+        if not categories or not name:
+            continue
+        key = (element.osm_type, element.osm_id)
+        batch[key] = (
+            element.osm_type, element.osm_id, name[:300], categories[0][:100], dumps(tags),
+            element.latitude, element.longitude, dataset,
+        )  # fmt: skip
+        tags_of[key] = list(dict.fromkeys(c[:100] for c in categories))
+        if len(batch) >= BATCH_SIZE:
+            _write_rows(db, _LIVE_COLUMNS, list(batch.values()), tags_of, keep=("dataset",))
+            stored += len(batch)
+            batch.clear()
+            tags_of.clear()
+    if batch:
+        _write_rows(db, _LIVE_COLUMNS, list(batch.values()), tags_of, keep=("dataset",))
+        stored += len(batch)
+    return stored
+
+
+_LIVE_COLUMNS = ("osm_type", "osm_id", "name", "category", "tags", "latitude", "longitude", "dataset")
 
 
 __all__ = [
     "BUSINESS_KEYS",
+    "LIVE_DATASET",
     "LOCALITY_RADIUS_M",
     "ImportStats",
     "business_tags",
@@ -497,4 +605,5 @@ __all__ = [
     "file_sha256",
     "import_pbf",
     "locality_names",
+    "store_live_places",
 ]

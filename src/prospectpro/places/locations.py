@@ -19,6 +19,7 @@ from typing import Any
 import pycountry
 from sqlalchemy import and_, func, or_, select
 
+from prospectpro.config import Settings
 from prospectpro.domain.area import Area
 from prospectpro.domain.normalize import text_key
 from prospectpro.errors import InvalidInput
@@ -71,8 +72,19 @@ class _Locality:
     order: tuple[str, int]  # (osm_type, osm_id): a stable last tie-break
 
 
-def resolve_location(db: Database, text: str) -> Area:
-    """Turn a campaign's location text into an Area, or say precisely what is wrong with it."""
+class NeedsGeocoding(InvalidInput):
+    """Neither the local places data nor the geocode cache knows this name: Nominatim must be asked
+    (``providers.nominatim.ensure_geocoded``, before the submission is written). Unasked, it is the
+    local data's own "unknown location" refusal."""
+
+
+def resolve_location(db: Database, text: str, *, settings: Settings | None = None) -> Area:
+    """Turn a campaign's location text into an Area, or say precisely what is wrong with it.
+
+    From the local places index first; with ``settings`` (live OpenStreetMap), a name it does not
+    know from the geocode cache, and coordinates outside every imported extract within the area limit.
+    No network: a name nobody has looked up yet raises ``NeedsGeocoding``.
+    """
     text = (text or "").strip()
     if not text:
         raise InvalidInput("location is empty: give a place name or lat,lon[,radius_m]")
@@ -80,10 +92,45 @@ def resolve_location(db: Database, text: str) -> Area:
         raise InvalidInput(f"location is too long ({len(text)} characters, at most {MAX_TEXT})")
     parts = [p.strip() for p in text.split(",")]
     if _NUMBER.match(parts[0]):
-        return _coordinates(parts)
+        area = _coordinates(parts)
+        if settings is not None:
+            _check_live_radius(db, area, settings)
+        return area
     if not all(parts):
         raise InvalidInput(f"location {text!r} has an empty part between commas")
-    return _named(_load(db), parts)
+    try:
+        return _named(_load(db), parts)
+    except InvalidInput as local_miss:
+        if settings is None or not settings.nominatim_base_url.strip():
+            raise
+        return _geocoded(db, text, settings, local_miss)
+
+
+def _geocoded(db: Database, text: str, settings: Settings, local_miss: InvalidInput) -> Area:
+    from prospectpro.places.coverage import cached_geocode
+    from prospectpro.providers.nominatim import choose
+
+    candidates = cached_geocode(db, text, max_age_days=None)  # the edge asked just now if it was stale
+    if candidates is None:
+        raise NeedsGeocoding(local_miss.message, details=local_miss.details)
+    return choose(text, candidates, settings)
+
+
+def _check_live_radius(db: Database, area: Area, settings: Settings) -> None:
+    """A circle the live sources would search must stay within the area limit (the local data has none)."""
+    from prospectpro.places.coverage import inside_extract
+
+    km2 = math.pi * (area.radius_m / 1000) ** 2
+    if km2 > settings.max_area_km2 and not inside_extract(db, area.latitude, area.longitude):
+        from prospectpro.providers.nominatim import AreaTooLarge
+
+        limit = math.sqrt(settings.max_area_km2 / math.pi) * 1000
+        raise AreaTooLarge(
+            f"a radius of {area.radius_m:,.0f} m covers about {km2:,.0f} km², more than the "
+            f"{settings.max_area_km2:,.0f} km² a campaign may search: use at most {limit:,.0f} m, or name a "
+            "city or a district",
+            details={"area_km2": round(km2), "max_area_km2": settings.max_area_km2},
+        )
 
 
 def known_localities(db: Database) -> list[str]:
