@@ -46,8 +46,9 @@ def _bearer(request: Request) -> str | None:
 
 
 def _token(request: Request) -> tuple[str | None, bool]:
-    """The caller's token and whether it came from the Authorization header."""
-    token = _bearer(request)
+    """The caller's token and whether it came from a header (Authorization, else ``apikey``:
+    supabase-js and the original product's scripts send the key there too; a browser never adds it on its own)."""
+    token = _bearer(request) or (request.headers.get("apikey") or "").strip() or None
     if token is not None:
         return token, True
     return request.cookies.get(SESSION_COOKIE) or None, False
