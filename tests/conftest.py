@@ -10,6 +10,11 @@ import pytest
 from prospectpro.store import migrate
 from prospectpro.store.db import Database
 
+# Live OpenStreetMap (Nominatim, Overpass) is off unless a test points it at its simulator
+# (tests/live_osm): no test waits on, or is refused by, the public instances; subprocesses inherit it.
+os.environ.setdefault("PROSPECTPRO_NOMINATIM_BASE_URL", "")
+os.environ.setdefault("PROSPECTPRO_OVERPASS_BASE_URL", "")
+
 PG_ADMIN_URL = os.environ.get("PROSPECTPRO_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 

@@ -31,6 +31,7 @@ from prospectpro.jobs import queue
 from prospectpro.jobs.events import follow_events
 from prospectpro.jobs.model import Job, JobEvent
 from prospectpro.jobs.worker import live_workers
+from prospectpro.providers.nominatim import ensure_geocoded
 from prospectpro.services import campaigns as campaign_service
 from prospectpro.services.export import leads_csv, leads_json
 from prospectpro.services.submissions import submit_campaign
@@ -93,7 +94,16 @@ def discover(
     max_results: Annotated[int, typer.Option("--max-results", "-n", help="How many leads (1–10,000).")] = 20,
     budget: Annotated[str, typer.Option("--budget", help="Spending cap in USD.")] = "5",
     min_score: Annotated[int, typer.Option("--min-score", help="Minimum confidence score (0–100).")] = 50,
-    tier: Annotated[Tier, typer.Option("--tier", help="What enrichment may use.")] = Tier.base,
+    tier: Annotated[
+        Tier, typer.Option("--tier", help="What the campaign may use: base is free sources only.")
+    ] = Tier.base,
+    sources: Annotated[
+        str | None,
+        typer.Option("--sources", help="Only these sources, e.g. osm,google (default: all the tier allows)."),
+    ] = None,
+    quote_only: Annotated[
+        bool, typer.Option("--quote", help="Only say what the campaign would use and cost; enqueue nothing.")
+    ] = False,
     include_delivered: Annotated[
         bool, typer.Option("--include-delivered", help="Keep businesses delivered in earlier campaigns.")
     ] = False,
@@ -114,11 +124,25 @@ def discover(
             "min_score": min_score,
             "tier": tier,
             "include_delivered": include_delivered,
+            "sources": sources.split(",") if sources is not None else None,
         }
     )
     settings, db = _open()
+    # A place the local data does not know is looked up (Nominatim) before anything is written;
+    # ambiguous, too large, unknown or Nominatim unreachable: exit 2 with the reason.
+    ensure_geocoded(db, settings, None, request.location)
+    if quote_only:
+        from prospectpro.services.quote import quote
+
+        found = quote(db, settings, LOCAL_USER_ID, request, anonymous=False)
+        if as_json:
+            print(json.dumps(found.to_dict(), indent=2))
+        else:
+            out.print(found.sentence(), highlight=False)
+        return
     submission = submit_campaign(db, settings, LOCAL_USER_ID, request)
     job = submission.job
+    _print_chosen_place(job)
     if no_follow:
         out.print(job.id)
         return
@@ -196,7 +220,13 @@ def _print_outcome(job: Job, leads: list[dict[str, Any]]) -> None:
         out.print(_leads_table(leads))
     requested = m.get("requested", job.config.get("max_results"))
     if job.status == JobStatus.completed:
-        if m.get("exhausted"):
+        if m.get("exhausted") and m.get("budget_exhausted"):
+            out.print(
+                f"Found {len(leads)} of {requested} requested leads: stopped at the budget "
+                f"(${Decimal(str(job.config.get('budget_limit', '0'))):.2f}); a larger budget may find more.",
+                highlight=False,
+            )
+        elif m.get("exhausted"):
             out.print(
                 f"Found {len(leads)} of {requested} requested leads: the sources have no more "
                 f"{job.config.get('business_type')} businesses in {job.config.get('area', {}).get('label')} "
@@ -204,8 +234,28 @@ def _print_outcome(job: Job, leads: list[dict[str, Any]]) -> None:
             )
         else:
             out.print(f"Found {len(leads)} leads.")
-    out.print(f"Total cost: ${Decimal(str(m.get('total_cost', '0'))):.2f}  ·  job {job.id}")
+    from prospectpro.services.quote import dollars
+
+    cost = f"Total cost: {dollars(Decimal(str(m.get('total_cost') or '0')))}"
+    if m.get("cost_per_lead") is not None and Decimal(str(m["cost_per_lead"])) > 0:
+        cost += f" ({dollars(Decimal(str(m['cost_per_lead'])))} per lead)"
+    if m.get("budget_exhausted"):
+        cost += f", stopped at the budget of {dollars(Decimal(str(job.config.get('budget_limit', '0'))))}"
+    out.print(f"{cost}  ·  job {job.id}", highlight=False)
     out.print(f"Export: prospectpro export {job.campaign_id} --format csv -o leads.csv")
+    out.print(OSM_ATTRIBUTION, highlight=False)
+    if any(str(ref).startswith("google:") for lead in leads for ref in lead.get("sources") or ()):
+        out.print("Place data: Google Maps", highlight=False)  # Google's terms: attribute where its data shows
+
+
+OSM_ATTRIBUTION = "Business data © OpenStreetMap contributors, ODbL (https://www.openstreetmap.org/copyright)"
+
+
+def _print_chosen_place(job: Job) -> None:
+    """A geocoded location: which place Nominatim's answer was taken as (it is in the job's config)."""
+    area = job.config.get("area") or {}
+    if area.get("osm_ref"):
+        err.print(f"Location: {area.get('label')} (OpenStreetMap {area['osm_ref']}, found by Nominatim)", highlight=False)
 
 
 def _leads_table(leads: list[dict[str, Any]]) -> Table:
@@ -415,16 +465,51 @@ def serve(
     uvicorn.run("prospectpro.api.app:app_from_env", factory=True, workers=api_processes, **options)
 
 
+def _monthly_budget(value: str | None) -> Decimal | None:
+    """"25", "12.50" → USD; "none" (or absent) → no monthly budget."""
+    if value is None or value.strip().lower() in ("none", ""):
+        return None
+    try:
+        return Decimal(value.strip())
+    except ArithmeticError:
+        raise InvalidInput(f"monthly budget must be a number of USD or 'none', got {value!r}") from None
+
+
 @users_app.command("create")
 @handle_errors
-def users_create(name: str) -> None:
+def users_create(
+    name: str,
+    monthly_budget: Annotated[
+        str | None,
+        typer.Option("--monthly-budget", help="The most this user's campaigns may spend per calendar month (UTC), USD."),
+    ] = None,
+) -> None:
     """Create a user and print its API key (shown once; only its hash is stored)."""
     from prospectpro.services.users import create_user
 
     _, db = _open()
-    principal, key = create_user(db, name)
+    principal, key = create_user(db, name, monthly_budget=_monthly_budget(monthly_budget))
     err.print(f"user {principal.name} ({principal.user_id}); its API key, shown only now:")
     out.print(key)
+
+
+@users_app.command("set-budget")
+@handle_errors
+def users_set_budget(
+    user: Annotated[str, typer.Argument(help="The user's name or id.")],
+    amount: Annotated[str, typer.Argument(help="USD per calendar month (UTC), or 'none' for no monthly budget.")],
+) -> None:
+    """Set or remove a user's monthly budget: what all its campaigns together may spend per month."""
+    from prospectpro.services.users import set_monthly_budget
+
+    _, db = _open()
+    changed = set_monthly_budget(db, user, _monthly_budget(amount))
+    budget = changed["monthly_budget"]
+    out.print(
+        f"{changed['name']} ({changed['id']}): "
+        + (f"monthly budget ${Decimal(budget):.2f}" if budget is not None else "no monthly budget"),
+        highlight=False,
+    )
 
 
 @users_app.command("list")
@@ -435,10 +520,11 @@ def users_list() -> None:
 
     _, db = _open()
     table = Table()
-    for column in ("Id", "Name", "Key", "Created", "Revoked"):
+    for column in ("Id", "Name", "Key", "Monthly budget", "Created", "Revoked"):
         table.add_column(column)
     for u in list_users(db):
-        table.add_row(u["id"], u["name"], u["key_prefix"] + "…", u["created_at"], u["revoked_at"] or "")
+        budget = f"${Decimal(u['monthly_budget']):.2f}" if u["monthly_budget"] is not None else "none"
+        table.add_row(u["id"], u["name"], u["key_prefix"] + "…", budget, u["created_at"], u["revoked_at"] or "")
     out.print(table)
 
 
@@ -536,6 +622,55 @@ def places_import(path: Annotated[Path, typer.Argument(help="An OpenStreetMap .o
     out.print(f"imported {stats.places} businesses and {stats.localities} places from {path} in {stats.seconds:.1f} s")
 
 
+@places_app.command("refresh")
+@handle_errors
+def places_refresh(
+    location: Annotated[str, typer.Argument(help='A place ("Austin, TX") or lat,lon[,radius_m].')],
+    business_type: Annotated[str, typer.Option("--type", "-t", help='The business type, e.g. "dentist".')],
+    no_follow: Annotated[bool, typer.Option("--no-follow", help="Only enqueue; print the job id.")] = False,
+) -> None:
+    """Fetch a business type in a place from OpenStreetMap (Overpass) now, as a job of its own."""
+    from prospectpro.domain.business_types import resolve_business_type
+    from prospectpro.places.coverage import served_locally
+    from prospectpro.places.locations import resolve_location
+    from prospectpro.places.refresh import enqueue_refresh, refresh_config
+    from prospectpro.providers import overpass
+
+    kind = resolve_business_type(business_type)
+    settings, db = _open()
+    if overpass.spec(settings) is None:
+        raise InvalidInput("live OpenStreetMap is off: PROSPECTPRO_OVERPASS_BASE_URL is empty")
+    ensure_geocoded(db, settings, None, location)
+    area = resolve_location(db, location, settings=settings)
+    if served_locally(db, area):
+        raise InvalidInput(
+            f"{area.label} is inside an imported extract, which serves it: re-import that extract to refresh it"
+        )
+    job = enqueue_refresh(db, settings, LOCAL_USER_ID, refresh_config(kind.name, kind.tags, location, area))
+    if no_follow:
+        out.print(job.id)
+        return
+    worker = None
+    if not live_workers(db, within_seconds=settings.lease_seconds):
+        worker = build_worker(db, settings).start()
+    try:
+        for _ in follow_events(db, job.id, poll_interval=settings.poll_interval):
+            pass
+    finally:
+        if worker is not None:
+            worker.stop()
+    final = queue.get_job(db, job.id)
+    if final.status != JobStatus.completed:
+        err.print(f"[red]refresh {final.status.value}:[/red] {final.error or ''}", highlight=False)
+        raise typer.Exit(EXIT_FAILED if final.status == JobStatus.failed else EXIT_CANCELLED)
+    out.print(
+        f"stored {final.metrics.get('stored', 0)} {kind.name} businesses ({', '.join(kind.tags)}) in {area.label}; "
+        f"campaigns there read them for {settings.discovery_cache_days:g} days  ·  job {final.id}",
+        highlight=False,
+    )
+    out.print(OSM_ATTRIBUTION, highlight=False)
+
+
 @app.command()
 @handle_errors
 def export(
@@ -555,6 +690,80 @@ def export(
     else:
         output.write_text(text, encoding="utf-8", newline="")
         err.print(f"wrote {len(leads)} leads to {output}")
+
+
+# -- leads: Google's content terms ---------------------------------------------
+leads_app = typer.Typer(help="A campaign's leads: Google's content terms.", no_args_is_help=True)
+app.add_typer(leads_app, name="leads")
+
+
+@leads_app.command("refresh")
+@handle_errors
+def leads_refresh(
+    campaign_id: str,
+    budget: Annotated[
+        str | None, typer.Option("--budget", help="Spending cap in USD (default: the quoted maximum).")
+    ] = None,
+    no_follow: Annotated[bool, typer.Option("--no-follow", help="Only enqueue; print the job id.")] = False,
+) -> None:
+    """Re-fetch the Google values of a campaign's leads by place id (Place Details: paid, quoted, budgeted)."""
+    from prospectpro.providers.google_places import ATTRIBUTION
+    from prospectpro.providers.google_refresh import enqueue_refresh, refresh_quote
+
+    settings, db = _open()
+    if not settings.google_places_api_key:
+        raise InvalidInput("Google Places is not configured: set PROSPECTPRO_GOOGLE_PLACES_API_KEY")
+    campaign_service.get_campaign(db, campaign_id, LOCAL_USER_ID)  # 404 for an unknown campaign
+    found = refresh_quote(db, settings, LOCAL_USER_ID, campaign_id)
+    try:
+        cap = found.max_cost if budget is None else Decimal(budget)
+    except ArithmeticError:
+        raise InvalidInput(f"budget must be a number of USD, got {budget!r}") from None
+    out.print(
+        f"Refreshing {found.leads} leads makes at most {found.leads} Google Place Details requests "
+        f"at ${found.unit} each: at most ${found.max_cost} (budget ${cap}).",
+        highlight=False,
+    )
+    if found.leads == 0:
+        return
+    job = enqueue_refresh(db, settings, LOCAL_USER_ID, campaign_id, cap)
+    if no_follow:
+        out.print(job.id)
+        return
+    worker = None
+    if not live_workers(db, within_seconds=settings.lease_seconds):
+        worker = build_worker(db, settings).start()
+    try:
+        for _ in follow_events(db, job.id, poll_interval=settings.poll_interval):
+            pass
+    finally:
+        if worker is not None:
+            worker.stop()
+    final = queue.get_job(db, job.id)
+    m = final.metrics
+    if final.status != JobStatus.completed:
+        err.print(f"[red]refresh {final.status.value}:[/red] {final.error or ''}", highlight=False)
+        raise typer.Exit(_exit_code(final))
+    line = f"refreshed {m.get('refreshed', 0)} leads, {m.get('gone', 0)} gone from Google"
+    if m.get("budget_exhausted"):
+        line += f"; stopped at the budget of ${cap}"
+    for failed in m.get("failed_sources") or []:
+        line += f"; {failed['source']} failed: {failed['reason']}"
+    out.print(f"{line}  ·  job {final.id}", highlight=False)
+    out.print(f"Place data: {ATTRIBUTION}", highlight=False)
+
+
+@leads_app.command("purge-expired")
+@handle_errors
+def leads_purge_expired() -> None:
+    """Clear the lead values only Google gave once Google's content terms no longer let us keep them."""
+    from prospectpro.domain.clock import utcnow
+    from prospectpro.store.leads import clear_expired_google_fields
+
+    _, db = _open()
+    with db.write() as conn:
+        cleared = clear_expired_google_fields(conn, utcnow())
+    out.print(f"cleared the expired Google values of {cleared} leads", highlight=False)
 
 
 @app.command("types")

@@ -106,6 +106,27 @@ class Settings(BaseSettings):
     max_area_km2: float = Field(default=2500.0, gt=0)
     ambiguity_importance_gap: float = Field(default=0.1, ge=0, le=1)
 
+    # -- contacts: the business's own website ($0, every tier) -----------------------------
+    # Tests and local development may reach loopback and private addresses (any port).
+    allow_private_websites: bool = False
+    website_max_pages: int = Field(default=4, ge=1, le=20)  # per site, the homepage included
+    website_page_timeout: float = Field(default=10.0, gt=0, le=120)
+    website_site_timeout: float = Field(default=30.0, gt=0, le=600)
+    website_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    website_max_redirects: int = Field(default=5, ge=0, le=20)
+    website_host_delay: float = Field(default=0.5, ge=0, le=30)  # between two requests to one host
+    website_cache_days: float = Field(default=30.0, ge=0)
+
+    # -- contacts: Hunter.io and NeverBounce (paid; professional tier and above) ------------
+    hunter_api_key: str = ""
+    hunter_base_url: str = "https://api.hunter.io"
+    hunter_rate_per_second: float = Field(default=15.0, gt=0)
+    hunter_verified_days: int = Field(default=90, ge=0)
+    neverbounce_api_key: str = ""
+    neverbounce_base_url: str = "https://api.neverbounce.com"
+    neverbounce_rate_per_second: float = Field(default=10.0, gt=0)
+    neverbounce_bulk_min: int = Field(default=25, ge=1)
+
     @field_validator("public_base_url")
     @classmethod
     def _public_base_url(cls, value: str) -> str:

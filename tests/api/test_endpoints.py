@@ -143,7 +143,8 @@ def test_submit_defaults(idle_server: LiveServer) -> None:
 
 
 def test_submit_keeps_explicit_values(idle_server: LiveServer) -> None:
-    with idle_server.client() as client:
+    # An API key: anonymous sessions use the base tier only (issue 9).
+    with idle_server.client(new_api_key(idle_server.db)) as client:
         body = submit(
             client,
             {

@@ -11,7 +11,7 @@ SQLite and was a 500 on PostgreSQL. Anonymous and with a Bearer API key; the sch
 operator token for /metrics and the run has it, so ignored_auth probes /metrics without it.
 
 Configured, each for a reason (nothing is excluded):
-- positive_data_acceptance also accepts 422 on the two submit operations: a business type and a
+- positive_data_acceptance also accepts 422 on the two submit operations and the quote: a business type and a
   location must be known (the type list, the imported places), which no schema can express, so a
   schema-valid "businessType": "0" is rightly refused.
 - max_response_time stays off (it runs only when given a limit): this is about correctness, on a
@@ -45,7 +45,7 @@ from tests.conftest import _drop_pg_database, _fresh_pg_database
 OPERATOR_TOKEN = "operator-token-for-the-fuzz-run"
 EXAMPLES = int(os.environ.get("PROSPECTPRO_FUZZ_EXAMPLES", "150"))  # 150: about 3 minutes in CI, both stores
 STATEFUL_EXAMPLES = max(1, EXAMPLES // 2)
-SUBMIT_OPERATIONS = ["/api/v1/campaigns", "/functions/v1/business-discovery-background"]
+SUBMIT_OPERATIONS = ["/api/v1/campaigns", "/api/v1/campaigns/quote", "/functions/v1/business-discovery-background"]
 
 CONFIG = {
     "auth": {"openapi": {"operatorToken": {"bearer": OPERATOR_TOKEN}}},

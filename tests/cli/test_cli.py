@@ -41,7 +41,7 @@ def test_discover_json_prints_the_final_job_and_real_leads(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     job, leads = document["job"], document["leads"]
-    assert job["status"] == "completed" and job["progress"] == 100 and job["metrics"]["total_cost"] == 0
+    assert job["status"] == "completed" and job["progress"] == 100 and job["metrics"]["total_cost"] == "0"
     assert {"id", "status", "current_stage", "progress", "metrics"} <= job.keys()
     assert len(leads) == 5
     for lead in leads:

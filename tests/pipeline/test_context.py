@@ -41,7 +41,7 @@ class RecordingGate:
 
 
 class RecordingSource:
-    name = "recording"
+    name = "osm"  # a shared source name: the discovery stage runs only those
 
     def __init__(self, db: Database) -> None:
         self.inner = OsmPlacesSource(db)
@@ -56,7 +56,7 @@ class RecordingSource:
 class RecordingEnricher:
     """Makes its "lookup" through the gate; fails once, on call ``fail_on``, if given."""
 
-    name = "recording"
+    name = "osm"  # a shared source name: the discovery stage runs only those
 
     def __init__(self, fail_on: int | None = None) -> None:
         self.contexts: list[CallContext] = []
@@ -95,8 +95,8 @@ def test_each_provider_call_gets_the_job_its_owner_tier_budget_and_need(
         (job.id, LOCAL_USER_ID, Tier.professional, 7, Decimal("12.5"))
     }
     assert all(c.gate is gate for c in enricher.contexts)
-    assert gate.calls.count(("recording", "search")) == 1
-    assert gate.calls.count(("recording", "lookup")) == 7
+    assert gate.calls.count(("osm", "search")) == 1
+    assert gate.calls.count(("osm", "lookup")) == 7
 
 
 def test_a_resumed_enrichment_is_told_only_the_remaining_need(

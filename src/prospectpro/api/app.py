@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prospectpro import __version__
-from prospectpro.api import ops, routes
+from prospectpro.api import ops, realtime, rest_compat, routes
 from prospectpro.api.hub import EventHub
 from prospectpro.bootstrap import build_worker, open_database
 from prospectpro.config import Settings
@@ -178,13 +178,15 @@ def create_app(
     app.add_middleware(InternalErrors)  # added last: the outermost, so it sees every other layer's errors
     app.include_router(routes.router)
     app.include_router(ops.router)
+    app.include_router(rest_compat.router)  # the original product's clients (issue 17)
+    app.include_router(realtime.router)
     web_pages.mount(app)
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
         response = error_response(request, exc.http_status, exc.code, exc.message, exc.details)
-        if isinstance(exc, RateLimited):
-            response.headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, RateLimited) or getattr(exc, "retry_after", None) is not None:  # also a 503 (Nominatim)
+            response.headers["Retry-After"] = str(exc.retry_after)  # type: ignore[attr-defined]
         elif isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="prospectpro"'  # RFC 9110 §11.6.1
         return response

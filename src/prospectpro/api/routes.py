@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prospectpro.api import schemas
 from prospectpro.api.auth import Caller, client_address, identify, set_session_cookie
@@ -24,7 +25,9 @@ from prospectpro.errors import NotFound, RateLimited, UnsupportedMediaType
 from prospectpro.jobs import queue
 from prospectpro.jobs.model import Job
 from prospectpro.net import Policy, resolve_public
+from prospectpro.providers.nominatim import ensure_geocoded
 from prospectpro.services import campaigns as campaign_service
+from prospectpro.services import quote as quote_service
 from prospectpro.services.export import leads_csv
 from prospectpro.services.submissions import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
@@ -84,6 +87,13 @@ def _campaign_id(campaign_id: Annotated[str, Path(json_schema_extra=_ID_SCHEMA)]
     return found
 
 
+def _campaign_not_quote(campaign_id: Annotated[str, Path(json_schema_extra=_ID_SCHEMA)]) -> str:
+    """GET /campaigns/{id} would also match /campaigns/quote, which takes only POST: that is a 405, not a 404."""
+    if campaign_id == "quote":
+        raise StarletteHTTPException(405, "Method Not Allowed", headers={"Allow": "POST"})
+    return _campaign_id(campaign_id)
+
+
 JobId = Annotated[str, Depends(_job_id)]
 CampaignId = Annotated[str, Depends(_campaign_id)]
 
@@ -141,6 +151,9 @@ async def submit(
         await anyio.to_thread.run_sync(
             lambda: resolve_public(notify_url, Policy(allow_private=settings.allow_private_notify_urls))
         )
+    # A place neither the local data nor the geocode cache knows is looked up now, before the group
+    # writer (which reads only the store): no transaction waits on Nominatim. 503 when it cannot answer.
+    await anyio.to_thread.run_sync(lambda: ensure_geocoded(state.db, settings, None, body.location))
     submission: Submission = await state.submitter.submit(
         SubmitRequest(
             body,
@@ -150,11 +163,36 @@ async def submit(
             idempotency_key=idempotency_key,
             per_minute=settings.submissions_per_minute,
             session_limit=None if caller.owner_id else (client_address(request), settings.sessions_per_minute),
+            anonymous=_anonymous(caller),
         )
     )
     if submission.session:
         set_session_cookie(response, Caller(*submission.session), settings)
     return submission
+
+
+def _anonymous(caller: Caller) -> bool:
+    """Whether the caller is an anonymous session (or none yet): such callers use the base tier only."""
+    return caller.principal is None or caller.principal.kind == "anonymous"
+
+
+@router.post(
+    "/api/v1/campaigns/quote",
+    response_model=schemas.QuoteOut,
+    responses=schemas.errors(400, 401, 403, 413, 415, 422, 503),
+    dependencies=[Depends(require_json)],
+    tags=["campaigns"],
+)
+async def quote_campaign(payload: schemas.CampaignIn, c: Context) -> dict[str, Any]:
+    """What a campaign with this body would use and spend, at most and usually; it enqueues nothing
+    and opens no session. The same checks as a submission: a 403 for a paid tier without an API key,
+    a 422 for a source the tier or this installation cannot use, or a paid one its budget cannot pay."""
+    body = payload.to_request()
+    await anyio.to_thread.run_sync(lambda: ensure_geocoded(c.db, c.settings, None, body.location))
+    found = await anyio.to_thread.run_sync(
+        lambda: quote_service.quote(c.db, c.settings, c.caller.owner_id, body, anonymous=_anonymous(c.caller))
+    )
+    return found.to_dict()
 
 
 async def idempotency_key(  # async: checked on the event loop, no thread hop
@@ -303,7 +341,7 @@ async def job_events(
     responses=schemas.errors(401, 404),
     tags=["campaigns"],
 )
-async def get_campaign(campaign_id: CampaignId, c: Context) -> dict[str, Any]:
+async def get_campaign(campaign_id: Annotated[str, Depends(_campaign_not_quote)], c: Context) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(lambda: campaign_service.get_campaign(c.db, campaign_id, c.owner_id))
 
 

@@ -58,6 +58,13 @@ class CampaignIn(BaseModel):
     tier: Tier = Tier.base
     include_delivered: StrictBool = False
     notify_url: CleanStr | None = Field(default=None, max_length=2000)
+    sources: list[CleanStr] | None = Field(
+        default=None,
+        max_length=6,
+        description="Restrict the campaign to these sources (osm, google, overture, website, hunter, neverbounce); "
+        "null: every source the tier allows and this installation has configured",
+        examples=[["osm", "google"]],
+    )
 
     def to_request(self) -> CampaignRequest:
         return parse_campaign_request(
@@ -69,8 +76,19 @@ class CampaignIn(BaseModel):
                 "min_score": self.min_confidence_score,
                 "tier": self.tier,
                 "include_delivered": self.include_delivered,
+                "sources": self.sources,
             }
         )
+
+
+class QuoteOut(BaseModel):
+    """What a campaign would use and spend (POST /api/v1/campaigns/quote); money as decimal strings."""
+
+    sources: list[str] = Field(description="The sources the campaign would use")
+    max_cost: str = Field(description="An upper bound of what the run can spend, USD", examples=["0.105"])
+    estimated_cost: str = Field(description="What it usually spends, USD", examples=["0.035"])
+    within_budget: bool = Field(description="False when the budget may stop the run's paid calls before it is done")
+    notes: list[str] = Field(description="Plain sentences: what each paid source may cost, what limits it")
 
 
 class Links(BaseModel):
@@ -213,6 +231,10 @@ class LeadOut(BaseModel):
     latitude: float | None
     longitude: float | None
     cost: str
+    rating: float | None = None  # when a source gives one (Google)
+    review_count: int | None = None
+    field_sources: dict[str, Any] | None = None  # {field: {source, fetched_at}}
+    google_expires_at: str | None = None  # when the Google-only values are cleared (Google's content terms)
 
 
 class LeadPage(BaseModel):

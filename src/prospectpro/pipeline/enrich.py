@@ -28,11 +28,13 @@ from sqlalchemy import Connection
 from prospectpro.domain.business import Business
 from prospectpro.domain.campaign import Stage
 from prospectpro.domain.scoring import score_business
+from prospectpro.domain.tiers import money_text
 from prospectpro.jobs.model import Change
 from prospectpro.jobs.run import JobRun
 from prospectpro.pipeline import stage
 from prospectpro.providers.protocols import PASS_THROUGH, CallContext, Enricher, Enrichment, Gate
 from prospectpro.store.candidates import enrichment_progress, pending_enrichment, record_enrichment
+from prospectpro.store.ledger import job_spent
 
 T = TypeVar("T")
 _CHECK_SECONDS = 0.5  # how often a wait for slow steps looks for a cancel or a stop
@@ -91,9 +93,10 @@ def run(
     ctx = stage.call_context(run, stage.config(run), wanted=len(todo), gate=gate)
     _enrich_all(run, todo, enrichers, ctx, concurrency, step_timeout)
     with run.db.read() as conn:
-        _, done, cost = enrichment_progress(conn, job_id)
+        _, done, _ = enrichment_progress(conn, job_id)
+        spent = job_spent(conn, job_id)  # the job's whole spend so far (discovery's too), as the ledger has it
     stage.finish(
-        run, Stage.enriching_contacts, metrics={"leads_enriched": done, "total_cost": float(cost)}
+        run, Stage.enriching_contacts, metrics={"leads_enriched": done, "total_cost": money_text(spent)}
     )
 
 
@@ -160,12 +163,12 @@ def _record(run: JobRun, candidate_id: int, business: Business, found: Enrichmen
             breakdown=score.breakdown,
             cost=found.cost,
         )
-        total, done, cost = enrichment_progress(conn, job_id)
+        total, done, _ = enrichment_progress(conn, job_id)
         return Change(
             kind="lead_enriched",
             stage=Stage.enriching_contacts,
             progress=Stage.enriching_contacts.progress_at(done / total if total else 1.0),
-            metrics={"leads_enriched": done, "total_cost": float(cost)},
+            metrics={"leads_enriched": done, "total_cost": money_text(job_spent(conn, job_id))},
             data={
                 "lead": {
                     "candidate_id": candidate_id,

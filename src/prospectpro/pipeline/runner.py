@@ -16,6 +16,7 @@ from prospectpro.domain.campaign import Stage
 from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.run import CancelRequested, JobRun, ends_in_cancel
 from prospectpro.pipeline import discover, enrich, qualify, results, stage
+from prospectpro.providers import google_places
 from prospectpro.providers.osm import OsmPlacesSource
 from prospectpro.providers.osm_email import OsmEmail
 from prospectpro.providers.protocols import PASS_THROUGH, DiscoverySource, Enricher, Gate
@@ -42,16 +43,29 @@ def load_object(path: str) -> object:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-def build_pipeline(db: Database, settings: Settings) -> Pipeline:
+def configured_sources(settings: Settings) -> set[str]:
+    """The shared source names this installation can use (domain.tiers): what a tier's sources are
+    narrowed to at quote and submit. Each source that needs configuration adds itself here."""
+    configured = {"osm"}  # the local index (and live OpenStreetMap) needs no key
+    if google_places.spec(settings) is not None:  # the same test build_pipeline makes
+        configured.add("google")
+    return configured
+
+
+def build_pipeline(db: Database, settings: Settings, gate: Gate = PASS_THROUGH) -> Pipeline:
     enrichers: list[Enricher] = [OsmEmail()]
     for path in settings.extra_enrichers:
         factory = load_object(path)
         enrichers.append(factory())  # type: ignore[operator]
+    sources: list[DiscoverySource] = [OsmPlacesSource(db, settings)]  # settings: live OpenStreetMap too
+    if google_places.spec(settings) is not None:  # a paid source: used by the tiers that allow it
+        sources.append(google_places.GooglePlacesSource(settings))
     return Pipeline(
-        sources=[OsmPlacesSource(db)],
+        sources=sources,
         enrichers=enrichers,
         enrich_concurrency=settings.enrich_concurrency,
         enrich_step_timeout=settings.enrich_step_timeout,
+        gate=gate,
     )
 
 
@@ -92,4 +106,4 @@ def run_campaign(run: JobRun, pipeline: Pipeline) -> None:
 
 def initialize(run: JobRun) -> None:
     campaign = stage.config(run)  # a config the stages cannot read fails here, before any work
-    stage.finish(run, Stage.initializing, metrics={"requested": campaign.max_results, "total_cost": 0.0})
+    stage.finish(run, Stage.initializing, metrics={"requested": campaign.max_results, "total_cost": "0"})

@@ -14,10 +14,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from prospectpro.config import Settings
 from prospectpro.domain.area import Area
 from prospectpro.domain.business_types import BusinessType, resolve_business_type
 from prospectpro.domain.campaign import CampaignRequest
 from prospectpro.domain.clock import iso
+from prospectpro.domain.tiers import money_text
 from prospectpro.errors import NotFound
 from prospectpro.places.locations import resolve_location
 from prospectpro.store import campaigns as campaign_store
@@ -46,12 +48,14 @@ class PreparedCampaign:
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def prepare_campaign(db: Database, request: CampaignRequest, *, notify_url: str | None = None) -> PreparedCampaign:
-    """Everything that can reject a campaign, before anything is written."""
+def prepare_campaign(
+    db: Database, request: CampaignRequest, *, notify_url: str | None = None, settings: Settings | None = None
+) -> PreparedCampaign:
+    """Everything that can reject a campaign, before anything is written (``settings``: live places too)."""
     return PreparedCampaign(
         request=request,
         business_type=resolve_business_type(request.business_type),
-        area=resolve_location(db, request.location),
+        area=resolve_location(db, request.location, settings=settings),
         notify_url=notify_url,
     )
 
@@ -75,7 +79,7 @@ def get_campaign(db: Database, campaign_id: str, owner_id: str) -> dict[str, Any
         "include_delivered": bool(m["include_delivered"]),
         "status": m["status"],
         "results_count": m["results_count"],
-        "total_cost": str(m["total_cost"]),
+        "total_cost": money_text(m["total_cost"]),  # "0.105" on both stores (PostgreSQL says 0.1050)
         "created_at": iso(m["created_at"]),
         "updated_at": iso(m["updated_at"]),
         "completed_at": iso(m["completed_at"]),
@@ -86,6 +90,7 @@ def lead_to_public(row: Any) -> dict[str, Any]:
     m = row._mapping
     lead = {"id": m["id"], **{column: m[column] for column in LEAD_COLUMNS}}
     lead["cost"] = str(lead["cost"])  # money leaves as a decimal string, never a float
+    lead["google_expires_at"] = iso(lead["google_expires_at"])
     return lead
 
 

@@ -56,5 +56,14 @@ def leads_csv(leads: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+# The ODbL asks for attribution wherever OSM data is shown or passed on.
+OSM_ATTRIBUTION = {
+    "source": "OpenStreetMap",
+    "notice": "Business data © OpenStreetMap contributors, available under the Open Database License (ODbL)",
+    "url": "https://www.openstreetmap.org/copyright",
+}
+
+
 def leads_json(campaign: dict[str, Any], leads: Sequence[dict[str, Any]]) -> str:
-    return json.dumps({"campaign": campaign, "leads": list(leads)}, ensure_ascii=False, indent=2)
+    body = {"campaign": campaign, "leads": list(leads), "attribution": OSM_ATTRIBUTION}
+    return json.dumps(body, ensure_ascii=False, indent=2)

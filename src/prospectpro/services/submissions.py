@@ -2,7 +2,8 @@
 
 Everything that can refuse a submission happens here, in this order: the
 request is checked and prepared (its Idempotency-Key's form; business type and
-location resolved, from the local places index only), a new anonymous session
+location resolved, from the local places index only; its tier, sources and
+budget checked as the quote checks them: ``services.quote.plan_campaign``), a new anonymous session
 is admitted (per client address), an Idempotency-Key is looked up, the owner's
 rate is checked; both limits are token buckets in the store
 (``services.rate_limits``). Then the group's new campaigns, jobs and first
@@ -38,11 +39,13 @@ from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignConfig, CampaignRequest, Notify
 from prospectpro.domain.clock import utcnow
 from prospectpro.domain.status import JobStatus
+from prospectpro.domain.tiers import parse_sources
 from prospectpro.errors import Conflict, InvalidInput
 from prospectpro.jobs.model import Job
 from prospectpro.jobs.queue import NewJob, insert_jobs, job_by_idempotency_key, job_exists
 from prospectpro.pipeline.kind import CAMPAIGN
 from prospectpro.services.campaigns import PreparedCampaign, prepare_campaign
+from prospectpro.services.quote import plan_campaign
 from prospectpro.services.rate_limits import admit_sessions, admit_submissions
 from prospectpro.services.users import Principal, insert_sessions
 from prospectpro.store.campaigns import insert_campaigns
@@ -73,6 +76,7 @@ class SubmitRequest:
     idempotency_key: str | None = None
     per_minute: int | None = None  # the owner's submission rate; None: unlimited
     session_limit: tuple[str, int] | None = None  # opening a new session: (client address, sessions per minute)
+    anonymous: bool | None = None  # the owner is an anonymous session; None: looked up when it matters (a paid tier)
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,7 @@ def write_submissions(db: Database, settings: Settings, requests: Sequence[Submi
     """Each request's submission, or the error that refused or failed it; valid ones share one transaction."""
     slots = [_Slot(request) for request in requests]
     for slot in slots:
-        _prepare(db, slot)
+        _prepare(db, settings, slot)
     pending = [slot for slot in slots if slot.outcome is None]
     if pending:
         try:
@@ -163,7 +167,7 @@ def write_submissions(db: Database, settings: Settings, requests: Sequence[Submi
     return outcomes  # type: ignore[return-value]
 
 
-def _prepare(db: Database, slot: _Slot) -> None:
+def _prepare(db: Database, settings: Settings, slot: _Slot) -> None:
     request = slot.request
     try:
         if request.idempotency_key is not None:  # never stored unless well-formed (and never '')
@@ -171,7 +175,10 @@ def _prepare(db: Database, slot: _Slot) -> None:
         if isinstance(request.campaign, PreparedCampaign):
             slot.prepared = request.campaign
         else:
-            slot.prepared = prepare_campaign(db, request.campaign, notify_url=request.notify_url)
+            # Local data or the geocode cache only: a name to geocode was looked up before (ensure_geocoded).
+            slot.prepared = prepare_campaign(db, request.campaign, notify_url=request.notify_url, settings=settings)
+        # The tier, the sources and the budget, as the quote checks them (a base campaign reads nothing).
+        plan_campaign(db, settings, request.owner_id, slot.prepared, anonymous=request.anonymous)
     except Exception as exc:  # a refusal (UserError), or an error of this request alone
         slot.outcome = exc
 
@@ -357,4 +364,5 @@ def _job_config(prepared: PreparedCampaign) -> dict[str, Any]:
         tier=request.tier,
         include_delivered=request.include_delivered,
         notify=notify,
+        sources=parse_sources(request.sources),
     ).to_dict()

@@ -32,6 +32,7 @@ from prospectpro.errors import NotFound, UserError
 from prospectpro.jobs import queue
 from prospectpro.jobs.model import Job
 from prospectpro.places.locations import known_localities
+from prospectpro.providers.nominatim import ensure_geocoded
 from prospectpro.services import campaigns as campaign_service
 from prospectpro.services.submissions import SubmitRequest
 
@@ -263,9 +264,12 @@ async def submit_form(request: Request) -> Response:
             data[name] = values[name]
     caller = await _caller(request)
     try:
+        campaign = parse_campaign_request(data)
+        # As the API does: a place to look up is looked up before the writer (providers/nominatim.py).
+        await anyio.to_thread.run_sync(lambda: ensure_geocoded(state.db, state.settings, None, campaign.location))
         submission = await state.submitter.submit(
             SubmitRequest(
-                parse_campaign_request(data),
+                campaign,
                 owner_id=caller.owner_id,
                 per_minute=state.settings.submissions_per_minute,
                 session_limit=(client_address(request), state.settings.sessions_per_minute),

@@ -28,6 +28,13 @@
     return "$" + n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   }
 
+  function exactMoney(text) {
+    var parts = text.split(".");
+    var cents = parts.length > 1 ? parts[1] : "";
+    while (cents.length < 2) cents += "0";
+    return "$" + parts[0] + "." + cents;
+  }
+
   function count(value) {
     return value === undefined || value === null ? "—" : String(value);
   }
@@ -70,6 +77,12 @@
     }
     setText("m-enriched", enriched);
     setText("m-cost", money(m.total_cost));
+    // Cost per lead: once the job knows it (null for no leads). Shown from its decimal string, not
+    // rounded to cents: a Google-found lead costs a fraction of one ($0.00175).
+    var perLead = m.cost_per_lead === undefined || m.cost_per_lead === null ? null : String(m.cost_per_lead);
+    $("m-cpl-item").hidden = perLead === null;
+    if (perLead !== null) setText("m-cpl", exactMoney(perLead));
+    $("budget-stop").hidden = !m.budget_exhausted;
 
     $("cancel-form").hidden = terminal;
     if (state.cancel_requested && !terminal) {
