@@ -8,6 +8,7 @@ JavaScript), and leave live updates to ``static/watch-job.js``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,18 +17,31 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 import jinja2
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
+from sqlalchemy import func, select
 
 from prospectpro import __version__
-from prospectpro.api.auth import Caller, client_address, cross_origin, ensure_session, identify, set_session_cookie
+from prospectpro.api.auth import (
+    Caller,
+    clear_session_cookie,
+    client_address,
+    cross_origin,
+    ensure_session,
+    identify,
+    session_token,
+    set_session_cookie,
+    set_signed_in_cookie,
+)
+from prospectpro.domain.business import Business
 from prospectpro.domain.business_types import all_business_types, suggest
 from prospectpro.domain.campaign import STAGE_LABELS, Stage, parse_campaign_request
 from prospectpro.domain.scoring import SCORE_COMPONENTS
 from prospectpro.domain.status import JobStatus
 from prospectpro.domain.text import parse_id
+from prospectpro.domain.tiers import TIERS
 from prospectpro.errors import NotFound, UserError
 from prospectpro.jobs import queue
 from prospectpro.jobs.model import Job
@@ -35,6 +49,10 @@ from prospectpro.places.locations import known_localities
 from prospectpro.providers.nominatim import ensure_geocoded
 from prospectpro.services import campaigns as campaign_service
 from prospectpro.services.submissions import SubmitRequest
+from prospectpro.services.users import revoke_session, sign_in_with_key
+from prospectpro.store.schema import job_candidates
+from prospectpro.store.schema import leads as leads_table
+from prospectpro.web import views
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -42,9 +60,38 @@ TEMPLATE_DIR = HERE / "templates"
 
 HISTORY_LIMIT = 50
 LEADS_SHOWN = 1000  # the CSV has them all
+LEADS_PAGE = 50  # rows the leads table shows at once (static/campaign-page.js pages through the rest)
 POLL_MS = 3000
-FORM_FIELDS = ("business_type", "location", "max_results", "budget_limit", "min_score")
-FORM_DEFAULTS = {"business_type": "", "location": "", "max_results": "20", "budget_limit": "5", "min_score": "50"}
+FORM_FIELDS = ("business_type", "location", "max_results", "budget_limit", "min_score", "tier", "include_delivered")
+FORM_DEFAULTS = {
+    "business_type": "",
+    "location": "",
+    "max_results": "20",
+    "budget_limit": "5",
+    "min_score": "50",
+    "tier": "base",
+    "include_delivered": "",
+}
+TIER_TEXT = {
+    "base": "Base — free sources only (OpenStreetMap, Overture, the businesses' own websites); never spends",
+    "professional": "Professional — adds Google Places, Hunter.io and NeverBounce, within your budget",
+    "enterprise": "Enterprise — as Professional, and keeps e-mail addresses that name a person",
+}
+# Which form field an error message is about (the messages name the field in plain words), so the page
+# shows it next to that field.
+ERROR_FIELDS = (
+    ("business type", "business_type"),
+    ("unsupported osm key", "business_type"),
+    ("location", "location"),
+    ("place", "location"),
+    ("area", "location"),
+    ("max results", "max_results"),
+    ("budget", "budget_limit"),
+    ("minimum score", "min_score"),
+    ("tier", "tier"),
+    ("source", "tier"),
+    ("include delivered", "include_delivered"),
+)
 # The stages a user watches, in order (initializing and finished are the ends of the bar).
 WATCHED_STAGES = (
     Stage.discovering_businesses,
@@ -120,6 +167,21 @@ def display_url(value: str) -> str:
     return text if len(text) <= 40 else text[:39] + "…"
 
 
+def plain_words(message: str) -> str:
+    """An error as a browser user reads it: no command lines (they are for the CLI's users)."""
+    text = re.sub(r"[;,]?\s*`prospectpro [^`]*`[^.;]*", "", message)
+    text = re.sub(r"`([^`]*)`", r"\1", text)
+    return text.strip()
+
+
+def error_field(message: str) -> str | None:
+    lowered = message.lower()
+    for words, field in ERROR_FIELDS:
+        if words in lowered:
+            return field
+    return None
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
@@ -135,6 +197,7 @@ def _environment() -> jinja2.Environment:
         status_text=STATUS_TEXT,
         score_components=SCORE_COMPONENTS,
         component_label=component_label,
+        score_max=SCORE_COMPONENTS,
     )
     return env
 
@@ -197,10 +260,34 @@ def _state(request: Request) -> Any:
     return request.app.state
 
 
+def security_headers(settings: Any) -> dict[str, str]:
+    """SECURITY_HEADERS, with the map's tile server allowed as an image source when one is configured."""
+    headers = dict(SECURITY_HEADERS)
+    origin = views.tile_url_origin(getattr(settings, "map_tiles_url", "") or "")
+    if origin:
+        headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+            "img-src 'self' data:", f"img-src 'self' data: {origin}"
+        )
+    return headers
+
+
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    caller = context.pop("_caller", None)
+    if "signed_in" not in context:
+        principal = caller.principal if isinstance(caller, Caller) else None
+        context["signed_in"] = principal.name if principal is not None and principal.kind == "user" else None
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
-    response.headers.update(SECURITY_HEADERS)
+    response.headers.update(security_headers(_state(request).settings))
     return response
+
+
+def wants_html(request: Request) -> bool:
+    """A browser's navigation (it asks for text/html first), not an API client: those get JSON."""
+    if request.url.path.startswith(("/api/", "/functions/", "/rest/", "/realtime/")):
+        return False
+    accept = request.headers.get("accept", "")
+    first = accept.split(",")[0].split(";")[0].strip().lower()
+    return first in ("text/html", "application/xhtml+xml")
 
 
 def not_found(request: Request, what: str) -> HTMLResponse:
@@ -234,10 +321,20 @@ async def home_context(request: Request, caller: Caller) -> dict[str, Any]:
     return {
         "types": all_business_types(),
         "localities": localities,
+        "location_examples": location_examples(localities),
+        "tiers": [(rule.tier.value, TIER_TEXT.get(rule.tier.value, rule.tier.value)) for rule in TIERS.values()],
         "history": [job_view(job) for job in jobs],
         "values": dict(FORM_DEFAULTS),
         "error": None,
+        "error_field": None,
+        "sign_in_error": None,
+        "_caller": caller,
     }
+
+
+def location_examples(localities: list[str]) -> list[str]:
+    """Real examples for the location hint: places this server knows, then a point with a radius."""
+    return [*localities[:2], "60.1699,24.9384,1500"]
 
 
 async def home(request: Request) -> Response:
@@ -262,6 +359,8 @@ async def submit_form(request: Request) -> Response:
     for name in ("max_results", "budget_limit", "min_score"):
         if values[name]:
             data[name] = values[name]
+    data["tier"] = values["tier"] or "base"
+    data["include_delivered"] = values["include_delivered"] in ("on", "true", "1", "yes")
     caller = await _caller(request)
     try:
         campaign = parse_campaign_request(data)
@@ -277,7 +376,8 @@ async def submit_form(request: Request) -> Response:
         )
     except UserError as exc:
         context = await home_context(request, caller)
-        context.update(values=values, error=exc.message)
+        message = plain_words(exc.message)
+        context.update(values=values, error=message, error_field=error_field(message))
         response = render(request, "home.html", context, status_code=exc.http_status)
         set_session_cookie(response, caller, state.settings)
         return response
@@ -305,6 +405,20 @@ async def job_page(request: Request, job_id: str) -> Response:
     if job is None:
         return not_found(request, "job")
     view = job_view(job)
+    state = _state(request)
+    rows: list[dict[str, Any]] = []
+    counts = None
+    if job.status.terminal and job.campaign_id:  # the leads are stored when the job ends
+        campaign_id, owner = job.campaign_id, job.owner_id
+
+        def load() -> tuple[list[dict[str, Any]], tuple[int, int]]:
+            found, _ = campaign_service.list_leads(state.db, campaign_id, owner, limit=LEADS_SHOWN)
+            return found, email_counts(state.db, campaign_id)
+
+        rows_found, counts = await anyio.to_thread.run_sync(load)
+        rows = views.lead_rows(rows_found)
+    elif job.metrics.get("businesses_found"):  # running: what discovery found, until the leads are stored
+        rows = views.lead_rows(await anyio.to_thread.run_sync(lambda: found_businesses(state.db, job.id)))
     return render(
         request,
         "job.html",
@@ -313,8 +427,63 @@ async def job_page(request: Request, job_id: str) -> Response:
             "steps": stage_steps(view["current_stage"], view["status"]),
             "stage_order": " ".join(STAGE_ORDER),
             "poll_ms": POLL_MS,
+            "funnel": views.funnel(job.metrics, counts, before_found=True),
+            "map": map_for(state.settings, job.config.get("area"), rows)
+            if job.metrics.get("businesses_found")
+            else None,
+            "_caller": await _caller(request),
         },
     )
+
+
+def found_businesses(db: Any, job_id: str) -> list[dict[str, Any]]:
+    """A running job's businesses as the map draws them (name, position and its source, score once scored)."""
+    with db.read() as conn:
+        found = conn.execute(
+            select(job_candidates.c.business, job_candidates.c.score)
+            .where(job_candidates.c.job_id == job_id, job_candidates.c.duplicate_of.is_(None))
+            .order_by(job_candidates.c.position)
+            .limit(LEADS_SHOWN)
+        ).all()
+    out = []
+    for data, score in found:
+        business = Business.from_dict(dict(data))
+        out.append(
+            {
+                "business_name": business.name,
+                "latitude": business.latitude,
+                "longitude": business.longitude,
+                "sources": business.sources,
+                "field_sources": {"latitude": business.source_of("latitude") or {}},
+                "confidence_score": "" if score is None else score,
+                "phone": business.phone,
+                "email": business.email,
+                "website_url": safe_url(business.website),
+            }
+        )
+    return out
+
+
+def map_for(settings: Any, area: Any, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return views.map_view(
+        area if isinstance(area, dict) else None,
+        rows,
+        tiles_url=settings.map_tiles_url,
+        tiles_attribution=settings.map_tiles_attribution,
+    )
+
+
+def email_counts(db: Any, campaign_id: str) -> tuple[int, int]:
+    """(leads with an e-mail, leads with a verified one) of the campaign, all of them (not just those shown)."""
+    has_email = leads_table.c.email.is_not(None) & (leads_table.c.email != "")
+    with db.read() as conn:
+        row = conn.execute(
+            select(
+                func.count().filter(has_email),
+                func.count().filter(has_email & (func.lower(leads_table.c.email_status) == "valid")),
+            ).where(leads_table.c.campaign_id == campaign_id)
+        ).one()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 async def cancel_form(request: Request, job_id: str) -> Response:
@@ -341,18 +510,80 @@ async def campaign_page(request: Request, campaign_id: str) -> Response:
         return not_found(request, "campaign")
     db = _state(request).db
 
-    def load() -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    def load() -> tuple[dict[str, Any], list[dict[str, Any]], int, Job | None, tuple[int, int]]:
         campaign = campaign_service.get_campaign(db, wanted, owner)
         found, total = campaign_service.list_leads(db, wanted, owner, limit=LEADS_SHOWN)
-        return campaign, found, total
+        job = None
+        if campaign.get("job_id"):
+            try:
+                job = queue.get_job(db, campaign["job_id"], owner)
+            except NotFound:
+                job = None
+        return campaign, found, total, job, email_counts(db, wanted)
 
     try:
-        campaign, found, total = await anyio.to_thread.run_sync(load)
+        campaign, found, total, job, counts = await anyio.to_thread.run_sync(load)
     except NotFound:
         return not_found(request, "campaign")
     for lead in found:
         lead["website_url"] = safe_url(lead.get("website"))
-    return render(request, "campaign.html", {"campaign": campaign, "leads": found, "total": total})
+    rows = views.lead_rows(found)
+    settings = _state(request).settings
+    return render(
+        request,
+        "campaign.html",
+        {
+            "campaign": campaign,
+            "leads": rows,
+            "total": total,
+            "funnel": views.funnel(job.metrics, counts) if job is not None else None,
+            "map": map_for(settings, job.config.get("area") if job is not None else None, rows),
+            "page_size": LEADS_PAGE,
+            "_caller": caller,
+        },
+    )
+
+
+async def sign_in(request: Request) -> Response:
+    """Sign in on the web with an API key: this browser's session becomes that user's, so the campaigns
+    made with the key (CLI, API) and on the web are one history."""
+    if not same_origin(request):  # login CSRF: another site must not sign a browser into its account
+        return render(request, "error.html", {"message": "This form can only be sent from this site."}, 403)
+    state = _state(request)
+    form = await request.form()
+    key = str(form.get("api_key") or "").strip()
+    made = await anyio.to_thread.run_sync(lambda: sign_in_with_key(state.db, key)) if key else None
+    if made is None:
+        caller = await _caller(request)
+        context = await home_context(request, caller)
+        context["sign_in_error"] = (
+            "That API key is not valid (or has been revoked). Copy it again from where it was created."
+            if key
+            else "Paste your API key to sign in."
+        )
+        return render(request, "home.html", context, status_code=401 if key else 422)
+    _, token = made
+    redirect = RedirectResponse("/", status_code=303)
+    set_signed_in_cookie(redirect, token, state.settings)
+    return redirect
+
+
+async def sign_out(request: Request) -> Response:
+    if not same_origin(request):
+        return render(request, "error.html", {"message": "This form can only be sent from this site."}, 403)
+    state = _state(request)
+    token = session_token(request)
+    if token:
+        await anyio.to_thread.run_sync(lambda: revoke_session(state.db, token))
+    redirect = RedirectResponse("/", status_code=303)
+    clear_session_cookie(redirect, state.settings)
+    return redirect
+
+
+async def favicon(request: Request) -> Response:
+    return FileResponse(
+        STATIC_DIR / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+    )
 
 
 class BusinessTypesOut(BaseModel):
@@ -384,6 +615,9 @@ def mount(app: FastAPI) -> None:
         ("/jobs/{job_id}", job_page, ["GET"]),
         ("/jobs/{job_id}/cancel", cancel_form, ["POST"]),
         ("/campaigns/{campaign_id}", campaign_page, ["GET"]),
+        ("/sign-in", sign_in, ["POST"]),
+        ("/sign-out", sign_out, ["POST"]),
+        ("/favicon.ico", favicon, ["GET"]),
     ]
     for path, endpoint, methods in pages:
         app.add_api_route(path, endpoint, methods=methods, include_in_schema=False, response_class=HTMLResponse)

@@ -83,6 +83,7 @@
     $("m-cpl-item").hidden = perLead === null;
     if (perLead !== null) setText("m-cpl", exactMoney(perLead));
     $("budget-stop").hidden = !m.budget_exhausted;
+    drawFunnel(m);
 
     $("cancel-form").hidden = terminal;
     if (state.cancel_requested && !terminal) {
@@ -96,6 +97,32 @@
     $("failed").hidden = status !== "failed";
     if (status === "failed") setText("error", state.error || "The campaign failed.");
     $("cancelled").hidden = status !== "cancelled";
+  }
+
+  // The funnel's steps that the job's metrics count (the e-mail ones count stored leads: the server's).
+  var FUNNEL = { found: "businesses_found", qualified: "qualified_leads", enriched: "leads_enriched",
+    with_email: "leads_with_email", verified: "leads_verified", delivered: "leads" };
+
+  function drawFunnel(m) {
+    var steps = root.querySelectorAll("#funnel .funnel-step");
+    if (!steps.length) return;
+    var counts = [];
+    var widest = 0;
+    for (var i = 0; i < steps.length; i++) {
+      var name = FUNNEL[steps[i].getAttribute("data-step")];
+      var value = m[name];
+      var known = steps[i].getAttribute("data-count");
+      var count = typeof value === "number" ? value : known === "" || known === null ? null : Number(known);
+      counts.push(count);
+      if (count !== null && count > widest) widest = count;
+    }
+    for (var j = 0; j < steps.length; j++) {
+      var c = counts[j];
+      steps[j].setAttribute("data-count", c === null ? "" : String(c));
+      steps[j].querySelector(".funnel-count").textContent = c === null ? "—" : String(c);
+      steps[j].querySelector(".fill").setAttribute("width", c === null || !widest ? "0" : String(Math.round(1000 * c / widest) / 10));
+    }
+    if (m.total_cost !== undefined && $("funnel-total-cost")) setText("funnel-total-cost", exactMoney(String(m.total_cost)));
   }
 
   function connection(mode, info) {
