@@ -27,3 +27,18 @@ def test_loopback_still_works(sim) -> None:  # type: ignore[no-untyped-def]
     sim.route("GET", "/ping", lambda r: SimResponse(body={"pong": True}))
     assert httpx.get(f"{sim.url}/ping").json() == {"pong": True}
     assert sim.count("/ping") == 1
+
+
+def test_a_process_a_test_starts_is_guarded_too() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import socket\n"
+        "try:\n"
+        "    socket.getaddrinfo('places.googleapis.com', 443)\n"
+        "except socket.gaierror as exc:\n"
+        "    print('refused', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "refused" in out.stdout and "tests may not resolve" in out.stdout, out.stdout + out.stderr

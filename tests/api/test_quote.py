@@ -35,7 +35,7 @@ def test_base_quote_is_zero_and_enqueues_nothing(server: LiveServer) -> None:
     response = post_quote(server, {"max_results": 45, "budget_limit": "100"}, key)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["sources"] == ["osm"] and body["max_cost"] == "0" and body["estimated_cost"] == "0"
+    assert body["sources"] == ["osm", "website"] and body["max_cost"] == "0" and body["estimated_cost"] == "0"
     assert body["within_budget"] is True and "free sources only" in body["notes"][0]
     assert jobs_total(server, key) == 0
 
@@ -44,7 +44,7 @@ def test_professional_quote_is_pages_times_price_as_strings(server: LiveServer) 
     key = new_api_key(server.db)
     body = post_quote(server, {"tier": "professional", "max_results": 45}, key).json()
     assert body == {
-        "sources": ["osm", "google"],
+        "sources": ["osm", "google", "website"],
         "max_cost": "0.105",  # 3 pages at $0.035
         "estimated_cost": "0.105",  # 45 places: 3 pages of 20
         "within_budget": True,

@@ -42,7 +42,7 @@ def jobs_total(cli: Invoke) -> int:
 def test_base_quote_says_it_costs_nothing(cli: Invoke) -> None:
     result = cli("discover", "cafe", HERE, "--quote", "--budget", "100")
     assert result.exit_code == 0, result.output
-    assert "would use osm and cost nothing ($0.00)" in result.stdout
+    assert "would use osm and website and cost nothing ($0.00)" in result.stdout
     assert "free sources only" in result.stdout
     assert jobs_total(cli) == 0
 
@@ -51,7 +51,7 @@ def test_professional_quote_prints_dollar_amounts(cli: Invoke) -> None:
     result = cli("discover", "cafe", HERE, "--tier", "professional", "-n", "45", "--quote")
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
-    assert "would use osm, google and cost at most $0.105 (about $0.105), within its budget." in text
+    assert "would use osm, google and website and cost at most $0.105 (about $0.105), within its budget." in text
     assert "Google Places" in text
     as_json = cli("discover", "cafe", HERE, "--tier", "professional", "-n", "45", "--budget", "0.05", "--quote", "--json")
     assert as_json.exit_code == 0, as_json.output
@@ -127,6 +127,6 @@ def test_the_result_footer_says_the_budget_stopped_it_and_the_cost_per_lead(cli:
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
     # One page of 20 ($0.035): the second would have crossed the budget.
-    assert "Found 20 of 45 requested leads: stopped at the budget ($0.05)" in text
+    assert "Found 20 of 45 requested leads: the budget of $0.05 was reached." in text  # the job's own summary
     assert "Total cost: $0.035 ($0.00175 per lead), stopped at the budget of $0.05" in text
     assert len(sim.calls_to(google_sim.SEARCH_PATH, "POST")) == 1

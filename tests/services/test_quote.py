@@ -42,10 +42,10 @@ def nothing_written(db: Database) -> None:
 
 def test_base_quotes_nothing_whatever_the_budget(db: Database, google: Settings) -> None:
     found = quote(db, google, LOCAL_USER_ID, request(budget_limit=Decimal("1000"), max_results=70))
-    assert found.sources == ("osm",) and found.max_cost == 0 and found.estimated_cost == 0 and found.within_budget
+    assert found.sources == ("osm", "website") and found.max_cost == 0 and found.estimated_cost == 0 and found.within_budget
     assert "free sources only" in found.notes[0]
     assert found.to_dict() == {
-        "sources": ["osm"],
+        "sources": ["osm", "website"],
         "max_cost": "0",
         "estimated_cost": "0",
         "within_budget": True,
@@ -57,7 +57,7 @@ def test_base_quotes_nothing_whatever_the_budget(db: Database, google: Settings)
 @pytest.mark.parametrize(("wanted", "pages"), [(5, 3), (20, 3), (45, 3), (60, 3)])
 def test_professional_quotes_pages_times_price(db: Database, google: Settings, wanted: int, pages: int) -> None:
     found = quote(db, google, LOCAL_USER_ID, request(tier="professional", max_results=wanted))
-    assert found.sources == ("osm", "google")
+    assert found.sources == ("osm", "google", "website")
     assert found.max_cost == pages * PAGE
     assert 0 < found.estimated_cost <= found.max_cost
     assert found.within_budget
@@ -107,7 +107,7 @@ def test_unknown_and_refused_sources(db: Database, google: Settings, tmp_path: P
         quote(db, keyless, LOCAL_USER_ID, request(tier="professional", sources=["google"]))
     # Without a key, professional is osm only, and costs nothing.
     found = quote(db, keyless, LOCAL_USER_ID, request(tier="professional"))
-    assert found.sources == ("osm",) and found.max_cost == 0
+    assert found.sources == ("osm", "website") and found.max_cost == 0
     nothing_written(db)
 
 
