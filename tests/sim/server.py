@@ -75,6 +75,7 @@ class Simulator:
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._on_stop: list[Callable[[], None]] = []  # what simulators tied to this one stop with it
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -91,7 +92,13 @@ class Simulator:
         self._thread.start()
         return self
 
+    def on_stop(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` when this simulator stops (e.g. the websites' own server: tests/sim/sites.py)."""
+        self._on_stop.append(fn)
+
     def stop(self) -> None:
+        while self._on_stop:
+            self._on_stop.pop()()
         self._server.shutdown()
         self._server.server_close()
 
