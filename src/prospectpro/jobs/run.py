@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from prospectpro.domain.clock import utcnow
 from prospectpro.jobs.model import Change, DatabaseUnavailable, Job, JobFinished, Lease, LeaseLost
-from prospectpro.jobs.queue import apply_change, cancel_is_requested, lock_job
+from prospectpro.jobs.queue import apply_change, cancel_is_requested, fenced_change, lock_job
 from prospectpro.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,12 @@ class JobRun:
         """
 
         def transaction() -> Job:
+            if write is None and isinstance(change, Change):
+                # Nothing to write before the change: the fenced update against the row as
+                # this run last saw it; lock and read it only if it moved on.
+                done = fenced_change(self.db, self.job, self.lease, change)
+                if done is not None:
+                    return done
             with self.db.write() as conn:
                 job = lock_job(conn, self.lease.job_id, self.lease)
                 if write is not None:

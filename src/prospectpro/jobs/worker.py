@@ -1,9 +1,12 @@
 """Workers: claim jobs, hold their leases by heartbeat, run each one's kind's handler.
 
-A worker is N slot threads plus a registry heartbeat. Each running job has
-its own heartbeat thread renewing the lease every third of its length; if a
-renewal finds the lease taken over the job's run is marked lost and every later
-write is refused by the fence anyway.
+A worker is N slot threads, one lease heartbeat and a registry heartbeat.
+A slot that comes free claims for itself and for every other idle slot in one
+transaction (``claim_many``: each job still gets its own lease, token and
+event), so a worker never holds more jobs than its slots can start. The lease
+heartbeat renews every lease the worker holds in one statement, every third
+of the lease's length; if a renewal finds a lease taken over, that job's run
+is marked lost, and every later write is refused by the fence anyway.
 
 A worker that loses its database keeps its jobs: writes are retried while the
 lease lasts (``JobRun.persist``), and an attempt the database broke resumes in
@@ -12,6 +15,7 @@ place once the database answers again, without being charged as a failure.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -19,6 +23,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,9 +33,17 @@ from sqlalchemy import delete, select
 from prospectpro.config import Settings
 from prospectpro.domain.clock import utcnow
 from prospectpro.jobs.kinds import JobKind, kind_registry
-from prospectpro.jobs.model import JobFinished, LeaseLost
+from prospectpro.jobs.model import Job, JobFinished, Lease, LeaseLost
 from prospectpro.jobs.notify import Deliveries, NotifyConfig
-from prospectpro.jobs.queue import claim, has_claimable, record_failure, release, renew_lease
+from prospectpro.jobs.queue import (
+    claim_many,
+    has_claimable,
+    reap_spent,
+    record_failure,
+    release,
+    renew_lease,
+    renew_leases,
+)
 from prospectpro.jobs.run import CLOCK_MARGIN_SECONDS, JobRun, WorkerStopping, database_outage
 from prospectpro.store.db import Database
 from prospectpro.store.schema import workers
@@ -98,17 +111,26 @@ class Worker:
         self._kinds = kind_registry(self.kinds)
         self._kind_names = frozenset(self._kinds)
         self._stop = threading.Event()
+        self._leases_end = threading.Event()  # set by ``stop`` once no slot runs a job any more
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._runs: set[JobRun] = set()
+        self._runs: set[JobRun] = set()  # claimed and not yet given back: running, or ready to start
         self._runs_lock = threading.Lock()
+        # Slots hand claimed jobs to each other here: claimed for an idle slot, not yet started.
+        self._slots = threading.Condition()
+        self._ready: deque[JobRun] = deque()
+        self._idle = 0  # slots not running a job
+        self._claiming = False  # one slot claims for all idle ones at a time
+        self._found_none = False  # the last claim came back empty: ask the cheap read first
         self._unsubscribe = self.db.notifier.subscribe(lambda _job_id: self._wake.set())
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> Worker:
         self._register()
+        self._idle = self.config.concurrency
         for slot in range(self.config.concurrency):
             self._spawn(self._slot_loop, f"worker-slot-{slot}")
+        self._spawn(self._lease_loop, "lease-heartbeat")
         self._spawn(self._registry_loop, "worker-registry")
         self._spawn(self._notify_loop, "worker-webhooks")
         return self
@@ -120,7 +142,16 @@ class Worker:
         with self._runs_lock:
             for run in self._runs:
                 run.stopping.set()
-        for thread in self._threads:
+        with self._slots:
+            self._slots.notify_all()
+        self._give_back_unstarted()  # now, while the heartbeat still holds their leases
+        slots = self._threads[: self.config.concurrency]  # started first (``start``)
+        for thread in slots:
+            thread.join(timeout)
+        self._give_back_unstarted()  # any a claim in flight brought in meanwhile
+        # The leases are renewed until the last job has been given back or ended.
+        self._leases_end.set()
+        for thread in self._threads[len(slots) :]:
             thread.join(timeout)
         self._unsubscribe()
         self._unregister()
@@ -188,41 +219,86 @@ class Worker:
     # -- running jobs ----------------------------------------------------
     def _slot_loop(self) -> None:
         while not self._stop.is_set():
+            run = self._next_run()
+            if run is None:
+                continue
             try:
-                claimed = (
-                    claim(self.db, self.worker_id, self.config.lease_seconds, kinds=self._kind_names)
-                    if has_claimable(self.db, kinds=self._kind_names)
-                    else None
-                )
-            except Exception as exc:
-                _log_failure("claim failed; retrying", exc)
-                claimed = None
-                self._stop.wait(min(5.0, self.config.lease_seconds / 3))
-            if claimed is None:
+                self._run(run)
+            except Exception:  # a slot must outlive any job; the lease expiry recovers the job
+                log.exception("job %s: worker error", run.lease.job_id)
+            finally:
+                with self._runs_lock:
+                    self._runs.discard(run)
+                with self._slots:
+                    self._idle += 1
+
+    def _next_run(self) -> JobRun | None:
+        """A job for this slot: one another slot claimed for it, or one it claims (with any for the other idle slots).
+
+        None after waiting for work (the caller looks again).
+        """
+        with self._slots:
+            while self._claiming and not self._ready and not self._stop.is_set():
+                self._slots.wait(1.0)  # the claiming slot brings one for this slot too, if it finds enough
+            if self._stop.is_set():
+                return None
+            if self._ready:
+                self._idle -= 1
+                return self._ready.popleft()
+            self._claiming = True
+            want = self._idle  # nothing is ready: every idle slot, this one included, can start a job now
+        claimed: list[tuple[Lease, Job]] = []
+        try:
+            claimed = self._claim(want)
+            if not claimed:
+                # Still the claiming slot: the other idle slots wait for this one instead of
+                # each asking the database. A job submitted in this process wakes it at once.
                 self._wake.wait(self.config.poll_interval)
                 self._wake.clear()
-                continue
-            lease, job = claimed
-            try:
-                self._run(JobRun(db=self.db, lease=lease, job=job))
-            except Exception:  # a slot must outlive any job; the lease expiry recovers the job
-                log.exception("job %s: worker error", lease.job_id)
-
-    def _run(self, run: JobRun) -> None:
-        with self._runs_lock:
-            self._runs.add(run)
-            if self._stop.is_set():
-                run.stopping.set()
-        beat_stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(run, beat_stop), name="lease-heartbeat", daemon=True)
-        beat.start()
-        try:
-            self._attempt(run)
         finally:
-            beat_stop.set()
-            beat.join()
+            with self._slots:
+                self._claiming = False
+                runs = [JobRun(db=self.db, lease=lease, job=job) for lease, job in claimed]
+                with self._runs_lock:
+                    self._runs.update(runs)
+                    if self._stop.is_set():
+                        for run in runs:
+                            run.stopping.set()
+                mine = runs[0] if runs else None
+                if mine is not None:
+                    self._idle -= 1
+                self._ready.extend(runs[1:])
+                self._slots.notify_all()
+        return mine
+
+    def _claim(self, limit: int) -> list[tuple[Lease, Job]]:
+        """Claim up to ``limit`` jobs; [] when there are none or the claim failed (after a pause)."""
+        try:
+            if self.db.is_sqlite and self._found_none and not has_claimable(self.db, kinds=self._kind_names):
+                # An idle worker reads first, so that it does not queue on SQLite's
+                # write lock; one that just found work claims straight away.
+                return []
+            claimed = claim_many(self.db, self.worker_id, self.config.lease_seconds, limit, kinds=self._kind_names)
+        except Exception as exc:
+            _log_failure("claim failed; retrying", exc)
+            self._stop.wait(min(5.0, self.config.lease_seconds / 3))
+            return []
+        self._found_none = not claimed
+        return claimed
+
+    def _give_back_unstarted(self) -> None:
+        """Jobs claimed for a slot that never started them go back to the queue (the attempt uncounted)."""
+        with self._slots:
+            ready, self._ready = list(self._ready), deque()
+        for run in ready:
             with self._runs_lock:
                 self._runs.discard(run)
+            self._quietly(run, functools.partial(release, self.db, run.lease))
+
+    def _run(self, run: JobRun) -> None:
+        if self._stop.is_set():
+            run.stopping.set()
+        self._attempt(run)
 
     def _attempt(self, run: JobRun) -> None:
         stalled, seq = 0, run.job.event_seq  # resumptions since the job last changed
@@ -308,18 +384,46 @@ class Worker:
                 return False
             delay = min(2 * delay, 1.0)
 
-    def _heartbeat(self, run: JobRun, stop: threading.Event) -> None:
+    def _reap(self) -> None:
+        """PostgreSQL: end the jobs whose worker died in their last attempt, which claims there skip.
+
+        (A claim that finds fewer jobs than it asked for ends them too; this is for a queue that stays busy.)
+        """
+        if self.db.is_sqlite:  # there a claim ends them itself
+            return
+        try:
+            reap_spent(self.db, kinds=self._kind_names)
+        except Exception as exc:
+            _log_failure("could not end the jobs of dead workers; will retry", exc)
+
+    def _lease_loop(self) -> None:
+        """Renew every lease this worker holds, in one statement, every third of the lease's length."""
         interval = self.config.lease_seconds / 3
         wait = interval
-        while not stop.wait(wait):
-            try:
-                if not self._renew(run):
-                    return
+        while not self._leases_end.wait(wait):
+            self._reap()
+            with self._runs_lock:
+                runs = [run for run in self._runs if not run.lease_lost.is_set()]
+            if not runs:
                 wait = interval
+                continue
+            started = time.monotonic()
+            try:
+                held = renew_leases(self.db, [run.lease for run in runs], self.config.lease_seconds)
             except Exception as exc:
-                # Try again soon: the lease must be renewed as soon as the database is back.
-                log.warning("job %s: lease renewal failed; retrying: %s", run.lease.job_id, exc)
+                # Try again soon: the leases must be renewed as soon as the database is back.
+                log.warning("lease renewal failed; retrying: %s", exc)
                 wait = min(interval, 0.5)
+                continue
+            wait = interval
+            for run in runs:
+                cancel = held.get(run.lease)
+                if cancel is None:
+                    run.lease_lost.set()
+                    continue
+                run.lease_renewed(started + self.config.lease_seconds - CLOCK_MARGIN_SECONDS)
+                if cancel:
+                    run.cancel_seen.set()
 
 
 def live_workers(db: Database, within_seconds: float) -> list[dict[str, object]]:
