@@ -234,4 +234,4 @@ def test_system_jobs_never_appear_in_the_cli_list(tmp_path: Path) -> None:
     assert [(j["id"], j["kind"]) for j in default["jobs"]] == [(campaign_job.id, "campaign")]
     assert [(j["id"], j["kind"]) for j in echoes["jobs"]] == [(mine.id, ECHO)] and echoes["total"] == 1
     table = runner.invoke(app, ["jobs", "list", "--kind", ECHO], env=env).stdout
-    assert "echo" in table and "1 of 1 jobs" in table  # the table is cut to the terminal's width
+    assert "echo" in table and "1 of 1 echo jobs" in table  # the table is cut to the terminal's width

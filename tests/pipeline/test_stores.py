@@ -8,7 +8,6 @@ from prospectpro.domain.business import Business
 from prospectpro.domain.clock import utcnow
 from prospectpro.pipeline.results import lead_row
 from prospectpro.providers.protocols import Enrichment
-from prospectpro.services.export import CSV_COLUMNS
 from prospectpro.services.users import create_user
 from prospectpro.store import candidates, leads
 from prospectpro.store.db import Database
@@ -82,8 +81,7 @@ def test_leads_are_only_seen_through_their_owner(any_db: Database) -> None:
     assert won == {"cafe 1|helsinki"}
 
 
-def test_one_lead_column_list_for_storing_and_exporting() -> None:
+def test_one_lead_column_list_for_storing() -> None:
     row = lead_row(business(1), Enrichment(), 50, {})
     assert set(row) == set(leads.LEAD_COLUMNS)  # what the storing step writes
     assert set(leads.LEAD_COLUMNS) <= set(leads_table.c.keys())
-    assert tuple(c for c in leads.LEAD_COLUMNS if c != "cost") == CSV_COLUMNS

@@ -36,7 +36,7 @@ from prospectpro.pipeline import stage
 from prospectpro.providers.protocols import PASS_THROUGH, DiscoveryQuery, DiscoverySource, Gate
 from prospectpro.store.candidates import insert_candidates
 from prospectpro.store.leads import clear_expired_google_fields
-from prospectpro.store.ledger import job_spent
+from prospectpro.store.ledger import clear_expired_answers, job_spent
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,7 @@ def housekeeping(run: JobRun) -> None:
     try:
         with run.db.write() as conn:
             cleared = clear_expired_google_fields(conn, utcnow())
+            clear_expired_answers(conn, "google", utcnow())
         if cleared:
             log.info("cleared the expired Google values of %d leads", cleared)
     except Exception:

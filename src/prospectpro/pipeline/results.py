@@ -16,7 +16,7 @@ records the ones nobody had delivered yet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -66,6 +66,10 @@ def lead_row(business: Business, enrichment: Enrichment, score: int, breakdown: 
         "review_count": business.review_count,
         "field_sources": field_sources,
         "google_expires_at": google_expires_at,
+        "email_source": enrichment.email_source if enrichment.email else None,
+        "email_confidence": enrichment.email_confidence if enrichment.email else None,
+        # Every address, phone and social link found (with sources), the steps run and skipped.
+        "enrichment": enrichment.to_dict(),
     }
 
 
@@ -130,12 +134,25 @@ def store(run: JobRun, *, final_status: JobStatus) -> None:
                     requested,
                     taken=len(taken),
                     budget=campaign.budget_limit if metrics["budget_exhausted"] else None,
+                    skipped=metrics["skipped"],
+                    businesses_found=_count(job.metrics.get("businesses_found")),
+                    sources_asked=sources_asked(job.config, job.metrics),
+                    failed_sources=metrics["failed_sources"],
+                    min_score=campaign.min_score,
                 ),
             },
             checkpoint={Stage.storing_results.value: "done"},
         )
 
     run.change(build)
+
+
+def sources_asked(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
+    """The sources a campaign asked: those it named, else those that answered or failed."""
+    named = [str(s) for s in config.get("sources") or ()]
+    counted = [str(s) for s in metrics.get("source_counts") or {}]
+    failed = [str(f.get("source")) for f in metrics.get("failed_sources") or () if isinstance(f, Mapping)]
+    return list(dict.fromkeys(named or [*counted, *failed]))
 
 
 def _count(value: Any) -> int:
@@ -200,16 +217,68 @@ def money_metrics(
     }
 
 
-def summary(found: int, requested: int, *, taken: int = 0, budget: Decimal | None = None) -> str:
-    """The sentence a completed job ends with; ``budget``: the budget that stopped its paid calls."""
+def summary(
+    found: int,
+    requested: int,
+    *,
+    taken: int = 0,
+    budget: Decimal | None = None,
+    skipped: Mapping[str, Any] | None = None,
+    businesses_found: int | None = None,
+    sources_asked: Sequence[str] = (),
+    failed_sources: Sequence[Mapping[str, Any]] = (),
+    min_score: int | None = None,
+) -> str:
+    """The sentence a completed job ends with; ``budget``: the budget that stopped its paid calls.
+
+    Given the job's ``skipped`` counts, a job with fewer leads than asked says
+    what left the others out, with the counts and what to do about it; given
+    ``businesses_found`` = 0, that no source has data for the area at all
+    (which ones were asked and which of them failed, and why).
+    """
     stopped = f"the budget of ${budget:,.2f} was reached" if budget is not None else ""
+    failed = "; ".join(f"{f.get('source')} failed: {f.get('reason')}" for f in failed_sources)
     if found >= requested:
         return f"Found {found} leads" + (f"; {stopped}." if stopped else ".")
-    if taken:
-        return (
-            f"Found {found} of {requested} requested leads: {taken} more went to another of your campaigns "
-            "running at the same time" + (f", and {stopped}." if stopped else ".")
-        )
-    if stopped:
-        return f"Found {found} of {requested} requested leads: {stopped}."
-    return f"Found {found} of {requested} requested leads: the sources have no more that qualify."
+    head = f"Found {found} of {requested} requested leads"
+    if businesses_found == 0 and skipped is not None:
+        asked = ", ".join(sources_asked) or "the local places data"
+        text = f"{head}: no data covers this area — none of the sources asked ({asked}) has such a business in it"
+        return text + (f"; {failed}." if failed else ".")
+    if skipped is None:
+        if taken:
+            return (
+                f"{head}: {taken} more went to another of your campaigns "
+                "running at the same time" + (f", and {stopped}." if stopped else ".")
+            )
+        if stopped:
+            return f"{head}: {stopped}."
+        return f"{head}: the sources have no more that qualify."
+    reasons_order = ("delivered", "below_min_score", "closed", "over_budget", "outside_area")
+    counts = {name: _count(skipped.get(name)) for name in reasons_order}
+    below = f"scoring below the minimum of {min_score}" if min_score is not None else "scoring below the minimum"
+    words = {
+        "delivered": "already delivered to you by an earlier campaign",
+        "below_min_score": below,
+        "closed": "closed",
+        "over_budget": "not enriched within the budget",
+        "outside_area": "outside the area",
+    }
+    reasons = []
+    for name, n in counts.items():
+        if name == "delivered" and taken:  # these went to a campaign of the owner running at the same time
+            earlier = n - taken
+            if earlier > 0:
+                reasons.append(f"{earlier} {words[name]}")
+            reasons.append(f"{taken} went to another of your campaigns running at the same time")
+        elif n:
+            reasons.append(f"{n} {words[name]}")
+    text = f"{head}: " + (stopped if stopped else "the sources have no more that qualify")
+    if reasons:
+        text += "; left out: " + ", ".join(reasons)
+    text += "."  # a source that failed here is in failed_sources (and `jobs show`); the leads came from the others
+    if counts["delivered"]:
+        text += " To get the delivered ones again, run with --include-delivered (API: include_delivered)."
+    if counts["below_min_score"] and min_score:
+        text += " A lower --min-score (API: min_score) takes more of those below it."
+    return text

@@ -340,3 +340,26 @@ def provider_states(conn: Connection) -> dict[str, ProviderState]:
         for r in conn.execute(select(provider_state).order_by(provider_state.c.provider))
     }
 
+
+
+def clear_expired_answers(conn: Connection, provider: str, now: datetime) -> int:
+    """Drop the stored answer bodies of ``provider``'s calls whose reuse time has passed.
+
+    For Google the reuse time is at most its content days (``GateRequest.reuse_days``),
+    so the ledger keeps no Google answer longer than its terms allow; the row
+    itself (what was asked, when, at what cost) stays for the budget and the books.
+    """
+    expired = select(api_calls.c.id).where(
+        api_calls.c.provider == provider, api_calls.c.reusable_until.is_not(None), api_calls.c.reusable_until <= now
+    )
+    result = conn.execute(
+        update(api_calls)
+        .where(
+            api_calls.c.provider == provider,
+            api_calls.c.response.is_not(None),
+            # A reused row holds a copy of its original's answer: it goes with the original.
+            (api_calls.c.id.in_(expired.scalar_subquery()) | api_calls.c.reused_from.in_(expired.scalar_subquery())),
+        )
+        .values(response=None)
+    )
+    return int(result.rowcount or 0)
