@@ -376,7 +376,8 @@ def test_leads_csv_is_excel_safe(idle_server: LiveServer) -> None:
         assert header[0] == "business_name" and "email" in header
         cell = dict(zip(header, first, strict=True))
         assert cell["business_name"] == "'" + evil
-        assert cell["phone"].startswith("'+") and cell["email"] == "'@SUM(1+1)"
+        # A phone number cannot run anything: it reaches a CRM as it is (issue 15); the e-mail is neutralised.
+        assert cell["phone"] == "+358 40 123 4567" and cell["email"] == "'@SUM(1+1)"
         assert cell["confidence_score"] == "90"
         other = dict(zip(header, second, strict=True))
         assert other["business_name"] == 'Café Ääni, "the" best' and other["address"] == "Fredrikinkatu 1"

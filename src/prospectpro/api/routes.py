@@ -21,14 +21,15 @@ from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest
 from prospectpro.domain.status import JobStatus
 from prospectpro.domain.text import parse_id
-from prospectpro.errors import NotFound, RateLimited, UnsupportedMediaType
+from prospectpro.errors import NotFound, RateLimited, Unauthorized, UnsupportedMediaType
 from prospectpro.jobs import queue
 from prospectpro.jobs.model import Job
 from prospectpro.net import Policy, resolve_public
 from prospectpro.providers.nominatim import ensure_geocoded
 from prospectpro.services import campaigns as campaign_service
+from prospectpro.services import privacy
 from prospectpro.services import quote as quote_service
-from prospectpro.services.export import leads_csv
+from prospectpro.services.export import XLSX_MEDIA_TYPE, leads_csv, leads_xlsx, load_export
 from prospectpro.services.submissions import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     IDEMPOTENCY_KEY_PATTERN,
@@ -37,6 +38,7 @@ from prospectpro.services.submissions import (
     check_idempotency_key,
 )
 from prospectpro.store.db import Database
+from prospectpro.store.prune import check_events_readable
 
 router = APIRouter()
 
@@ -323,6 +325,7 @@ async def job_events(
     resume = _last_event_id(last_event_id)
     # A browser reconnecting to a URL with ?after=N also sends Last-Event-ID: the later position wins.
     position = max(after or 0, resume or 0)
+    await anyio.to_thread.run_sync(check_events_readable, c.db, job, position)  # 410 once retention pruned them
     if format == "json":
         events = await anyio.to_thread.run_sync(lambda: queue.list_events(c.db, job_id, after=position, limit=limit))
         next_after = events[-1].seq if events else position
@@ -370,12 +373,66 @@ async def get_leads(
     tags=["campaigns"],
 )
 async def get_leads_csv(campaign_id: CampaignId, c: Context) -> Response:
-    leads, _ = await anyio.to_thread.run_sync(lambda: campaign_service.list_leads(c.db, campaign_id, c.owner_id))
+    data = await anyio.to_thread.run_sync(lambda: load_export(c.db, campaign_id, c.owner_id))
     return Response(
-        leads_csv(leads).encode("utf-8"),
+        leads_csv(data).encode("utf-8"),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="leads-{campaign_id}.csv"'},
     )
+
+
+@router.get(
+    "/api/v1/campaigns/{campaign_id}/leads.xlsx",
+    response_class=Response,
+    responses={
+        200: {"content": {XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
+        **schemas.errors(401, 404),
+    },
+    tags=["campaigns"],
+)
+async def get_leads_xlsx(campaign_id: CampaignId, c: Context) -> Response:
+    """The same columns as leads.csv in an Excel workbook: typed cells, the header row frozen, filters on."""
+    body = await anyio.to_thread.run_sync(lambda: leads_xlsx(load_export(c.db, campaign_id, c.owner_id)))
+    return Response(
+        body,
+        media_type=XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="leads-{campaign_id}.xlsx"'},
+    )
+
+
+def _owner(c: Ctx) -> str:
+    if c.caller.owner_id is None:
+        raise Unauthorized("the suppression list and forget need an API key or a session")
+    return c.caller.owner_id
+
+
+@router.post(
+    "/api/v1/suppressions",
+    status_code=201,
+    response_model=schemas.SuppressOut,
+    responses=schemas.errors(400, 401, 413, 415, 422),
+    dependencies=[Depends(require_json)],
+    tags=["privacy"],
+)
+async def add_suppression(payload: schemas.SuppressIn, c: Context) -> schemas.SuppressOut:
+    """Never store, export or verify this address (or any address at this domain) again, on this installation."""
+    _owner(c)
+    entry = await anyio.to_thread.run_sync(lambda: privacy.suppress(c.db, payload.value))
+    return schemas.SuppressOut(suppressed=entry)
+
+
+@router.post(
+    "/api/v1/leads/forget",
+    response_model=schemas.ForgetOut,
+    responses=schemas.errors(400, 401, 413, 415, 422),
+    dependencies=[Depends(require_json)],
+    tags=["privacy"],
+)
+async def forget_address(payload: schemas.ForgetIn, c: Context) -> schemas.ForgetOut:
+    """Remove an address from your leads, exports and cached answers, and suppress it."""
+    owner = _owner(c)
+    done = await anyio.to_thread.run_sync(lambda: privacy.forget(c.db, payload.email, owner))
+    return schemas.ForgetOut(**done)
 
 
 def estimated_time(max_results: int) -> str:

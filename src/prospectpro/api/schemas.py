@@ -235,6 +235,34 @@ class LeadOut(BaseModel):
     review_count: int | None = None
     field_sources: dict[str, Any] | None = None  # {field: {source, fetched_at}}
     google_expires_at: str | None = None  # when the Google-only values are cleared (Google's content terms)
+    email_source: str | None = None  # "website:https://…/contact", "hunter", "osm"
+    email_confidence: int | None = None  # 0-100 (Hunter's)
+    # Every address, phone and social link found with its source; the steps run and skipped, and why.
+    enrichment: dict[str, Any] | None = None
+
+
+class SuppressIn(BaseModel):
+    value: str = Field(
+        max_length=300,
+        # ASCII blanks and controls only: other whitespace is read differently by JSON Schema's and Rust's \s.
+        pattern=r"^([^ @\x00-\x1f]+@[^ @\x00-\x1f]+|[^ @/.\x00-\x1f][^ @/\x00-\x1f]*\.[^ @/\x00-\x1f]*[^ @/.\x00-\x1f])$",
+        description="An e-mail address, or a domain (all its addresses)",
+    )
+
+
+class SuppressOut(BaseModel):
+    suppressed: str
+
+
+class ForgetIn(BaseModel):
+    email: str = Field(max_length=300, pattern=r"^[^ @\x00-\x1f]+@[^ @\x00-\x1f]+$")
+
+
+class ForgetOut(BaseModel):
+    email: str
+    leads: int = Field(description="Your leads the address was removed from")
+    cached_answers: int = Field(description="Your cached provider answers it was removed from")
+    suppressed: bool
 
 
 class LeadPage(BaseModel):

@@ -36,6 +36,8 @@ _SOCIAL_WEBSITE = 10
 # Catch-all servers accept every address, so delivery is likely but not proven.
 _EMAIL_ACCEPT_ALL = 5
 _ACCEPT_ALL_STATUSES = frozenset({"accept_all", "catchall", "catch_all"})
+# An address on another domain than the business's own site (free webmail, an agency) reaches it less surely.
+_EMAIL_OFF_DOMAIN = 10
 
 
 @dataclass(frozen=True)
@@ -75,21 +77,42 @@ def _email_verified_points(status: str | None) -> int:
     return _EMAIL_ACCEPT_ALL if key in _ACCEPT_ALL_STATUSES else 0
 
 
+def _own_domain(website: str | None) -> str | None:
+    domain = website_domain(website)
+    return None if domain is None or is_social_or_generic_host(domain) else domain
+
+
+def _email_points(address: str | None, website: str | None, on_domain: bool | None) -> int:
+    """Full points on the business's own domain (or when it has none to compare with), fewer off it."""
+    if address is None:
+        return 0
+    if on_domain is None:
+        own = _own_domain(website)
+        host = address.rsplit("@", 1)[-1].lower()
+        on_domain = own is None or host == own or host.endswith("." + own) or own.endswith("." + host)
+    elif not on_domain and _own_domain(website) is None:
+        on_domain = True  # nothing to be off
+    return SCORE_COMPONENTS["email"] if on_domain else _EMAIL_OFF_DOMAIN
+
+
 def score_business(
-    b: Business, *, email: str | None = None, email_status: str | None = None
+    b: Business, *, email: str | None = None, email_status: str | None = None, email_on_domain: bool | None = None
 ) -> Score:
     """Score a business; email (found by enrichment) overrides b.email when given.
 
-    A verification status only counts alongside a usable email: a status for an
-    address we cannot show is worth nothing to the user.
+    What enrichment found counts: an e-mail (fewer points off the business's
+    own domain: ``email_on_domain``, else compared with its website) and its
+    verification. A verification status only counts alongside a usable email:
+    a status for an address we cannot show is worth nothing to the user.
     """
-    has_email = normalize_email(email if email is not None else b.email) is not None
+    address = normalize_email(email if email is not None else b.email)
+    has_email = address is not None
     breakdown = {
         "name": SCORE_COMPONENTS["name"] if _present(b.name) else 0,
         "address": _address_points(b),
         "phone": SCORE_COMPONENTS["phone"] if phone_e164(b.phone, b.country) else 0,
         "website": _website_points(b.website),
-        "email": SCORE_COMPONENTS["email"] if has_email else 0,
+        "email": _email_points(address, b.website, email_on_domain),
         "email_verified": _email_verified_points(email_status) if has_email else 0,
     }
     return Score(total=min(sum(breakdown.values()), MAX_SCORE), breakdown=breakdown)

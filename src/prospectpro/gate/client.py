@@ -344,7 +344,10 @@ class ProviderHttp:
             opens = error.kind in _OPEN_AT_ONCE or breaker.failures >= self.spec.breaker_failures
             if not opens:
                 return
-            breaker.open_until = self._clock() + timedelta(seconds=self.spec.breaker_seconds)
+            seconds = self.spec.breaker_seconds
+            if error.kind == ProviderErrorKind.quota_exhausted and self.spec.quota_seconds is not None:
+                seconds = self.spec.quota_seconds
+            breaker.open_until = self._clock() + timedelta(seconds=seconds)
             breaker.reason = error.reason
             open_until, failures = breaker.open_until, breaker.failures
         log.warning(

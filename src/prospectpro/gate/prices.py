@@ -30,6 +30,13 @@ PRICES: Mapping[str, Decimal] = {
     "google.place_details_pro": Decimal("17.00") / _PER_1000,
     "google.place_details_enterprise": Decimal("20.00") / _PER_1000,
     "google.place_details_enterprise_atmosphere": Decimal("25.00") / _PER_1000,
+    # Hunter.io (https://hunter.io/pricing, 2026-12-02; external-apis.md §2): Starter, $49 a month for 2,000
+    # credits. Domain Search is charged 1 credit per 1-10 addresses returned, nothing when none; the verifier
+    # 0.5 credit. The plan is the user's: override "hunter.credit" with what theirs costs per credit.
+    "hunter.credit": Decimal("49.00") / 2000,
+    # NeverBounce (https://www.neverbounce.com/help/how-does-pricing-and-billing-work, updated 2024-03-28):
+    # pay-as-you-go $0.008 a verification, single or bulk, duplicates included.
+    "neverbounce.verification": Decimal("0.008"),
 }
 
 

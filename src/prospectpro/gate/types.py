@@ -97,5 +97,7 @@ class ProviderSpec:
     backoff_max: float = 30.0
     breaker_failures: int = 5  # consecutive failures that open the breaker (an auth failure opens it at once)
     breaker_seconds: float = 60.0
+    # How long "credits used up" (quota_exhausted) keeps it open instead, when the provider's reset is known.
+    quota_seconds: float | None = None
     classify: Callable[[httpx.Response], Verdict] = default_classify
     paid: bool = False

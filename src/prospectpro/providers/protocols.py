@@ -123,34 +123,69 @@ class DiscoverySource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Enrichment:
-    """What enrichment learned about one business, with where it came from."""
+    """What enrichment learned about one business, with where every value came from.
+
+    ``email`` is the chosen address; ``emails`` every address found
+    ({address, source, kind: role|personal, on_domain, confidence?, name?,
+    position?}), ``phones`` ({number, source}) and ``socials`` ({url,
+    source}) likewise. ``steps`` says what ran and what was skipped, and why
+    ({provider, outcome, reason?, cost?}). ``email_status`` is one of
+    valid | invalid | accept_all | disposable | unknown | unverified when an
+    address is chosen (never a default "valid"); ``verification`` says who
+    verified it and when.
+    """
 
     email: str | None = None
     email_source: str | None = None  # "osm", "website:https://…/contact", "hunter" …
-    email_status: str | None = None  # valid | invalid | accept_all | unknown …
+    email_status: str | None = None  # valid | invalid | accept_all | disposable | unknown | unverified
     cost: Decimal = Decimal("0")
     steps: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    email_confidence: int | None = None  # 0-100: Hunter's confidence; 100 for an address the business published
+    email_on_domain: bool = False  # on the business's own (registrable) domain
+    emails: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    phones: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    socials: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    contact_person: dict[str, Any] | None = None  # enterprise: a named decision-maker {name, position, email, source}
+    verification: dict[str, Any] | None = None  # {by, result, on}
 
     def with_step(self, provider: str, outcome: str, **extra: Any) -> Enrichment:
         return replace(self, steps=(*self.steps, {"provider": provider, "outcome": outcome, **extra}))
+
+    def ran(self, provider: str) -> bool:
+        return any(s.get("provider") == provider and s.get("outcome") != "skipped" for s in self.steps)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "email": self.email,
             "email_source": self.email_source,
             "email_status": self.email_status,
+            "email_confidence": self.email_confidence,
+            "email_on_domain": self.email_on_domain,
             "cost": str(self.cost),
             "steps": list(self.steps),
+            "emails": list(self.emails),
+            "phones": list(self.phones),
+            "socials": list(self.socials),
+            "contact_person": self.contact_person,
+            "verification": self.verification,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Enrichment:
+        confidence = data.get("email_confidence")
         return cls(
             email=data.get("email"),
             email_source=data.get("email_source"),
             email_status=data.get("email_status"),
             cost=Decimal(str(data.get("cost", "0"))),
             steps=tuple(data.get("steps") or ()),
+            email_confidence=int(confidence) if confidence is not None else None,
+            email_on_domain=bool(data.get("email_on_domain")),
+            emails=tuple(data.get("emails") or ()),
+            phones=tuple(data.get("phones") or ()),
+            socials=tuple(data.get("socials") or ()),
+            contact_person=data.get("contact_person"),
+            verification=data.get("verification"),
         )
 
 

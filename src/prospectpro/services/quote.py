@@ -102,7 +102,8 @@ class Quote:
 
     def sentence(self) -> str:
         """What the CLI prints: one sentence with dollar amounts, then the notes."""
-        used = ", ".join(self.sources) or "none"
+        names = list(self.sources)
+        used = (", ".join(names[:-1]) + " and " + names[-1]) if len(names) > 1 else (names[0] if names else "none")
         if self.max_cost == 0:
             head = f"This campaign would use {used} and cost nothing ($0.00)."
         else:

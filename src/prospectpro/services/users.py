@@ -181,7 +181,7 @@ def list_users(db: Database) -> list[dict[str, Any]]:
         rows = conn.execute(
             select(users, credentials.c.prefix)
             .join(credentials, credentials.c.user_id == users.c.id)
-            .where(users.c.kind == "user")
+            .where(users.c.kind == "user", credentials.c.kind == "api_key")  # not its web sign-ins
             .order_by(users.c.created_at)
         ).all()
     return [
@@ -211,3 +211,40 @@ def revoke_user(db: Database, name_or_id: str) -> dict[str, Any]:
     with _RECENT_LOCK:
         _RECENT.clear()
     return {"id": user_id, "name": row[0].name, "revoked_at": iso(now)}
+
+
+def sign_in_with_key(db: Database, api_key: str) -> tuple[Principal, str] | None:
+    """A web sign-in: for a valid API key of a user, a new session token of that same user (the key itself
+    never goes into a cookie); None for an unknown or revoked key, or a token that is not an API key."""
+    if not api_key.startswith(API_KEY_PREFIX):
+        return None
+    principal = authenticate(db, api_key)
+    if principal is None or principal.kind != "user":
+        return None
+    token = _new_token(SESSION_PREFIX)
+    with db.write() as conn:
+        conn.execute(
+            _INSERT_CREDENTIAL,
+            {
+                "id": str(uuid.uuid4()),
+                "user_id": principal.user_id,
+                "kind": "session",
+                "token_hash": hash_token(token),
+                "prefix": token[: len(SESSION_PREFIX) + 6],
+                "created_at": utcnow(),
+                "revoked_at": None,
+            },
+        )
+    return principal, token
+
+
+def revoke_session(db: Database, token: str) -> None:
+    """Sign out: this session token stops working (the user's key and other sign-ins keep theirs)."""
+    with db.write() as conn:
+        conn.execute(
+            update(credentials)
+            .where(credentials.c.token_hash == hash_token(token), credentials.c.kind == "session")
+            .values(revoked_at=utcnow())
+        )
+    with _RECENT_LOCK:
+        _RECENT.pop((db.url, hash_token(token)), None)

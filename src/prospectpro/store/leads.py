@@ -37,6 +37,9 @@ LEAD_COLUMNS = (
     "review_count",
     "field_sources",  # {column: {"source": ref, "fetched_at": iso}}
     "google_expires_at",  # when the first Google-only value must go (clear_expired_google_fields)
+    "email_source",  # "website:https://…/contact", "hunter", "osm"
+    "email_confidence",  # 0-100
+    "enrichment",  # every address, phone and social link found, with sources; steps run and skipped
 )
 
 _CHUNK = 500  # keys per statement: 2,000 parameters at most, well inside SQLite's limit
@@ -155,3 +158,46 @@ def clear_expired_google_fields(conn: Connection, now: datetime) -> int:
         values["field_sources"] = kept
         conn.execute(update(leads).where(leads.c.id == row.id).values(**values))
     return len(rows)
+
+
+def forget_email(conn: Connection, address: str, owner_id: str | None = None) -> int:
+    """Remove an address from every lead (of ``owner_id``, or of everyone): the column and the enrichment data.
+
+    Returns how many leads changed. Exports are built from the leads, so they lose it too.
+    """
+    from sqlalchemy import String, cast
+
+    from prospectpro.store.suppression import contains_pattern, scrub
+
+    address = address.lower()
+    query = select(leads.c.id, leads.c.email, leads.c.enrichment, leads.c.field_sources).where(
+        (func.lower(leads.c.email) == address)
+        | cast(leads.c.enrichment, String).ilike(contains_pattern(address), escape="\\")
+    )
+    if owner_id is not None:
+        query = query.where(leads.c.owner_id == owner_id)
+    rows = conn.execute(query).all()
+    for row in rows:
+        values: dict[str, Any] = {"enrichment": scrub(row.enrichment, address)}
+        if (row.email or "").lower() == address:
+            values.update(email=None, email_status=None, email_source=None, email_confidence=None)
+            kept = dict(row.field_sources or {})
+            kept.pop("email", None)
+            values["field_sources"] = kept
+        conn.execute(update(leads).where(leads.c.id == row.id).values(**values))
+    return len(rows)
+
+
+def delivered_source_refs(conn: Connection, owner_id: str, campaign_id: str, refs: set[str]) -> set[str]:
+    """Of these source refs ("osm:node/1", "overture:08f…"), the ones on a lead the owner got from another campaign.
+
+    Fuzzy identity (domain/identity.py) is no unique key, so a business is
+    "delivered" when any of its source ids was, not only its fingerprint.
+    """
+    if not refs:
+        return set()
+    query = select(leads.c.sources).where(leads.c.owner_id == owner_id, leads.c.campaign_id != campaign_id)
+    found: set[str] = set()
+    for (sources,) in conn.execute(query):
+        found.update(r for r in sources or () if r in refs)
+    return found

@@ -230,6 +230,10 @@ leads = Table(
     Column("field_sources", Json),  # {field: {"source": ref, "fetched_at": iso}}
     # When the first Google-only field value must go (Google's content terms).
     Column("google_expires_at", UTCDateTime, index=True),
+    # Contacts (issue 11): where the e-mail came from, how sure it is, and all enrichment found.
+    Column("email_source", String(500)),
+    Column("email_confidence", Integer),
+    Column("enrichment", Json),
     UniqueConstraint("campaign_id", "dedup_key"),
     Index("ix_leads_owner_dedup", "owner_id", "dedup_key"),
 )
@@ -397,6 +401,16 @@ provider_usage = Table(
     Column("provider", String(32), primary_key=True),
     Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
     Column("calls", Integer, nullable=False),
+)
+
+# Addresses and domains nobody on this installation may store, export or verify (store/suppression.py).
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("value", String(320), primary_key=True),  # an address or a domain, lowercased
+    Column("kind", String(8), nullable=False),  # email | domain
+    Column("reason", Text, nullable=False),  # "added by a user", "hunter 451", "forgotten"
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 LOCAL_USER_ID = "00000000-0000-0000-0000-000000000000"
