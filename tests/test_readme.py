@@ -15,6 +15,6 @@ def readme_commands() -> list[str]:
 
 def test_ci_runs_the_readme_test_command() -> None:
     install_and_run, test = readme_commands()
-    assert install_and_run.endswith('prospectpro discover "cafe" "Helsinki" --max-results 20')
+    assert install_and_run.endswith('prospectpro discover "cafe" "Helsinki" --max-results 20 --sources osm')
     assert test.endswith(".venv/bin/pytest")
     assert test in ROOT.joinpath(".ci", "run").read_text().splitlines()

@@ -18,9 +18,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
+from prospectpro import cli_output
 from prospectpro.bootstrap import build_worker, open_database
 from prospectpro.config import Settings
 from prospectpro.domain.business_types import all_business_types
@@ -33,7 +34,7 @@ from prospectpro.jobs.model import Job, JobEvent
 from prospectpro.jobs.worker import live_workers
 from prospectpro.providers.nominatim import ensure_geocoded
 from prospectpro.services import campaigns as campaign_service
-from prospectpro.services.export import leads_csv, leads_json
+from prospectpro.services.export import find_campaign_id, leads_csv, leads_json, leads_xlsx, load_export
 from prospectpro.services.submissions import submit_campaign
 from prospectpro.store import migrate as migrations
 from prospectpro.store.db import Database
@@ -95,11 +96,16 @@ def discover(
     budget: Annotated[str, typer.Option("--budget", help="Spending cap in USD.")] = "5",
     min_score: Annotated[int, typer.Option("--min-score", help="Minimum confidence score (0–100).")] = 50,
     tier: Annotated[
-        Tier, typer.Option("--tier", help="What the campaign may use: base is free sources only.")
+        Tier,
+        typer.Option(
+            "--tier",
+            help="base: free sources and the website's contacts ($0); professional: + Google, Hunter.io and "
+            "NeverBounce within a per-lead cap; enterprise: + named decision-makers, a higher cap (README, Tiers).",
+        ),
     ] = Tier.base,
     sources: Annotated[
         str | None,
-        typer.Option("--sources", help="Only these sources, e.g. osm,google (default: all the tier allows)."),
+        typer.Option("--sources", help="Every source the campaign uses, e.g. osm,website or osm,google,website (default: all the tier allows)."),
     ] = None,
     quote_only: Annotated[
         bool, typer.Option("--quote", help="Only say what the campaign would use and cost; enqueue nothing.")
@@ -108,9 +114,23 @@ def discover(
         bool, typer.Option("--include-delivered", help="Keep businesses delivered in earlier campaigns.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final job and leads as JSON.")] = False,
-    no_follow: Annotated[bool, typer.Option("--no-follow", help="Only enqueue; print the job id.")] = False,
+    no_follow: Annotated[
+        bool,
+        typer.Option(
+            "--no-follow",
+            help="Only enqueue and print the job id; a running worker (`prospectpro worker` or `serve`) does the job.",
+        ),
+    ] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every column of the result table, however wide the terminal.")
+    ] = False,
 ) -> None:
-    """Run a discovery campaign through the durable queue and show its progress."""
+    """Run a discovery campaign through the durable queue and show its progress.
+
+    Ctrl-C stops only the following: the job stays queued, keeps what it found,
+    and the next worker that runs resumes it (`prospectpro jobs events ID --follow`
+    picks the progress up again).
+    """
     try:
         budget_value = Decimal(budget)
     except ArithmeticError:
@@ -152,10 +172,8 @@ def discover(
     try:
         final = _follow(db, job, quiet=as_json, poll_interval=settings.poll_interval)
     except KeyboardInterrupt:
-        err.print(
-            f"\ninterrupted: job {job.id} stays queued and resumes when a worker runs "
-            f"(`prospectpro worker`); follow it with `prospectpro jobs events {job.id} --follow`"
-        )
+        err.print()
+        err.print(cli_output.interrupt_message(job.id, settings.lease_seconds), highlight=False, soft_wrap=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         if worker is not None:
@@ -165,7 +183,7 @@ def discover(
     if as_json:
         print(json.dumps({"job": final.to_public(), "leads": leads}, indent=2, ensure_ascii=False))
     else:
-        _print_outcome(final, leads)
+        _print_outcome(db, final, leads, wide=wide)
     raise typer.Exit(_exit_code(final))
 
 
@@ -174,14 +192,7 @@ def _exit_code(job: Job) -> int:
 
 
 def _metrics_line(data: dict[str, Any]) -> str:
-    m = data.get("metrics") or {}
-    parts = [
-        f"found {m.get('businesses_found', 0)}",
-        f"qualified {m.get('qualified_leads', 0)}",
-        f"enriched {m.get('leads_enriched', 0)}",
-        f"cost ${Decimal(str(m.get('total_cost', '0'))):.2f}",
-    ]
-    return " · ".join(parts)
+    return cli_output.metrics_line(data)
 
 
 def _follow(db: Database, job: Job, *, quiet: bool, poll_interval: float) -> Job:
@@ -189,66 +200,47 @@ def _follow(db: Database, job: Job, *, quiet: bool, poll_interval: float) -> Job
         for _ in follow_events(db, job.id, poll_interval=poll_interval):
             pass
         return queue.get_job(db, job.id)
-    columns = (
-        TextColumn("[bold]{task.description:<34}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[metrics]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task(Stage.queued.label, total=100, metrics="")
+    # One column laying out the whole line for the terminal's width (cli_output.progress_line).
+    with Progress(cli_output.ProgressLine(err), console=err, transient=False) as bar:
+        task = bar.add_task(Stage.queued.label, total=100, parts=[])
         event: JobEvent
         for event in follow_events(db, job.id, poll_interval=poll_interval):
-            stage = Stage(event.data.get("current_stage", Stage.queued.value))
             bar.update(
                 task,
                 completed=event.data.get("progress", 0),
-                description=stage.label,
-                metrics=_metrics_line(event.data),
+                description=cli_output.stage_label(event.data.get("current_stage")),
+                parts=cli_output.metrics_parts(event.data),
             )
     return queue.get_job(db, job.id)
 
 
-def _print_outcome(job: Job, leads: list[dict[str, Any]]) -> None:
-    m = job.metrics
+def _print_outcome(db: Database, job: Job, leads: list[dict[str, Any]], *, wide: bool = False) -> None:
     if job.status == JobStatus.failed:
         err.print(f"[red]Job {job.id} failed:[/red] {job.error}", highlight=False)
     elif job.status == JobStatus.cancelled:
         err.print(f"[yellow]Job {job.id} was cancelled;[/yellow] {len(leads)} leads found before that are kept.")
     if leads:
-        out.print(_leads_table(leads))
-    requested = m.get("requested", job.config.get("max_results"))
-    if job.status == JobStatus.completed:
-        if m.get("exhausted") and m.get("budget_exhausted"):
-            out.print(
-                f"Found {len(leads)} of {requested} requested leads: stopped at the budget "
-                f"(${Decimal(str(job.config.get('budget_limit', '0'))):.2f}); a larger budget may find more.",
-                highlight=False,
-            )
-        elif m.get("exhausted"):
-            out.print(
-                f"Found {len(leads)} of {requested} requested leads: the sources have no more "
-                f"{job.config.get('business_type')} businesses in {job.config.get('area', {}).get('label')} "
-                f"scoring {job.config.get('min_score')} or more."
-            )
-        else:
-            out.print(f"Found {len(leads)} leads.")
-    from prospectpro.services.quote import dollars
-
-    cost = f"Total cost: {dollars(Decimal(str(m.get('total_cost') or '0')))}"
-    if m.get("cost_per_lead") is not None and Decimal(str(m["cost_per_lead"])) > 0:
-        cost += f" ({dollars(Decimal(str(m['cost_per_lead'])))} per lead)"
-    if m.get("budget_exhausted"):
-        cost += f", stopped at the budget of {dollars(Decimal(str(job.config.get('budget_limit', '0'))))}"
-    out.print(f"{cost}  ·  job {job.id}", highlight=False)
-    out.print(f"Export: prospectpro export {job.campaign_id} --format csv -o leads.csv")
-    out.print(OSM_ATTRIBUTION, highlight=False)
-    if any(str(ref).startswith("google:") for lead in leads for ref in lead.get("sources") or ()):
-        out.print("Place data: Google Maps", highlight=False)  # Google's terms: attribute where its data shows
+        table, hidden, width = cli_output.leads_table(leads, out, wide=wide)
+        # --wide: as wide as the table needs (print's own width= is capped at the terminal's).
+        (Console(width=width) if width is not None else out).print(table, soft_wrap=False)
+        if hidden:
+            out.print(cli_output.hidden_columns_note(hidden, out.width), highlight=False, soft_wrap=False)
+    for line in cli_output.outcome_lines(job, leads, export_ref=_export_ref(db, job), width=out.width):
+        out.print(line, highlight=False, soft_wrap=False)
 
 
-OSM_ATTRIBUTION = "Business data © OpenStreetMap contributors, ODbL (https://www.openstreetmap.org/copyright)"
+def _export_ref(db: Database, job: Job) -> str:
+    """The campaign id to export by: a unique 8-character prefix where the whole id makes the line too long."""
+    campaign_id = job.campaign_id or job.id
+    if out.width >= 100:
+        return campaign_id
+    try:
+        return campaign_id[:8] if find_campaign_id(db, campaign_id[:8], LOCAL_USER_ID) == campaign_id else campaign_id
+    except UserError:
+        return campaign_id
+
+
+OSM_ATTRIBUTION = cli_output.OSM_ATTRIBUTION
 
 
 def _print_chosen_place(job: Job) -> None:
@@ -256,22 +248,6 @@ def _print_chosen_place(job: Job) -> None:
     area = job.config.get("area") or {}
     if area.get("osm_ref"):
         err.print(f"Location: {area.get('label')} (OpenStreetMap {area['osm_ref']}, found by Nominatim)", highlight=False)
-
-
-def _leads_table(leads: list[dict[str, Any]]) -> Table:
-    table = Table(show_lines=False)
-    for column in ("Score", "Business", "Address", "Phone", "Website", "Email"):
-        table.add_column(column, overflow="fold")
-    for lead in leads:
-        table.add_row(
-            str(lead["confidence_score"]),
-            lead["business_name"],
-            lead["address"] or "",
-            lead["phone"] or "",
-            lead["website"] or "",
-            lead["email"] or "",
-        )
-    return table
 
 
 # -- worker ----------------------------------------------------------------
@@ -308,23 +284,18 @@ def jobs_list(
     if as_json:
         print(json.dumps({"jobs": [j.to_public() for j in jobs], "total": total}, indent=2))
         return
-    table = Table()
-    for column in ("Job", "Kind", "Status", "Progress", "Stage", "Type", "Location", "Leads", "Created"):
-        table.add_column(column)
-    for j in jobs:
-        table.add_row(
-            j.id,
-            j.kind,
-            j.status.value,
-            f"{j.progress}%",
-            j.current_stage,
-            str(j.config.get("business_type")),
-            str(j.config.get("location")),
-            str(j.metrics.get("leads", "")),
-            j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-        )
-    out.print(table)
-    out.print(f"{len(jobs)} of {total} jobs")
+    out.print(cli_output.jobs_table(jobs, out, lambda prefix, ident: _names(db, prefix, ident)), soft_wrap=False)
+    out.print(f"{len(jobs)} of {total} {kind} jobs")
+
+
+def _names(db: Database, prefix: str, ident: str, *, campaign: bool = False) -> bool:
+    """Whether `jobs show PREFIX` (or, for a campaign, `export PREFIX`) reads ``prefix`` as ``ident``."""
+    try:
+        if campaign:
+            return find_campaign_id(db, prefix, LOCAL_USER_ID) == ident
+        return queue.find_job_id(db, prefix, LOCAL_USER_ID) == ident
+    except UserError:
+        return False
 
 
 @jobs_app.command("show")
@@ -336,15 +307,11 @@ def jobs_show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
     if as_json:
         print(json.dumps(job.to_public(), indent=2))
         return
-    data = job.to_public()
-    for key in ("id", "campaign_id", "status", "progress", "current_stage", "attempts", "max_attempts"):
-        out.print(f"{key:>14}: {data[key]}", highlight=False)
-    out.print(f"{'config':>14}: {json.dumps(job.config, ensure_ascii=False)}", highlight=False)
-    out.print(f"{'metrics':>14}: {json.dumps(job.metrics, ensure_ascii=False)}", highlight=False)
-    for key in ("created_at", "started_at", "completed_at"):
-        out.print(f"{key:>14}: {data[key] or '-'}", highlight=False)
-    if job.error:
-        out.print(f"{'error':>14}: {job.error}", highlight=False)
+    out.print(cli_output.job_summary(job), highlight=False, soft_wrap=False)
+    error = cli_output.job_error_line(job)
+    if error:
+        out.print(error, highlight=False, markup=False)
+    out.print(f"{'':>12} (--json prints the whole job document)", highlight=False)
 
 
 @jobs_app.command("cancel")
@@ -388,6 +355,33 @@ def jobs_events(
                 f"{d.get('progress'):>3}% {d.get('current_stage')}  {_metrics_line(d)}",
                 highlight=False,
             )
+
+
+# -- campaigns -------------------------------------------------------------
+campaigns_app = typer.Typer(help="Your campaigns (a campaign's id or its job's id both export it).", no_args_is_help=True)
+app.add_typer(campaigns_app, name="campaigns")
+
+
+@campaigns_app.command("list")
+@handle_errors
+def campaigns_list(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Your campaigns, newest first: id, type, location, status, leads, cost, created."""
+    from prospectpro.services.export import list_campaigns
+
+    _, db = _open()
+    found, total = list_campaigns(db, LOCAL_USER_ID, limit)
+    if as_json:
+        print(json.dumps({"campaigns": found, "total": total}, indent=2, ensure_ascii=False))
+        return
+    out.print(
+        cli_output.campaigns_table(found, out, lambda prefix, ident: _names(db, prefix, ident, campaign=True)),
+        highlight=False,
+        soft_wrap=False,
+    )
+    out.print(f"{len(found)} of {total} campaigns; export one: prospectpro export ID --format xlsx -o leads.xlsx")
 
 
 # -- serve and users ---------------------------------------------------------
@@ -568,6 +562,40 @@ def doctor() -> None:
 
 @app.command()
 @handle_errors
+def prune(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
+    older_than_days: Annotated[
+        float | None, typer.Option("--older-than-days", min=0.001, help="Default: PROSPECTPRO_PRUNE_AFTER_DAYS.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Delete finished jobs' events and candidates, expired ledger answers and old sign-outs (never a lead)."""
+    from prospectpro.store.prune import prune as run_prune
+
+    settings, db = _open()
+    report = run_prune(
+        db,
+        older_than_days=older_than_days or settings.prune_after_days,
+        batch_size=settings.prune_batch_size,
+        dry_run=dry_run,
+    )
+    if as_json:
+        print(json.dumps(report.as_dict()))
+        return
+    if report.skipped:
+        out.print("another process is pruning right now; nothing done")
+        return
+    verb = "would delete" if dry_run else "deleted"
+    out.print(
+        f"{verb}, older than {report.cutoff:%Y-%m-%d %H:%M} UTC: the events ({report.events}) and candidates "
+        f"({report.candidates}) of {report.jobs} finished job(s), {report.ledger_answers} expired ledger "
+        f"answer(s), {report.sessions} old sign-out(s)",
+        highlight=False,
+    )
+
+
+@app.command()
+@handle_errors
 def smoke(
     url: Annotated[str, typer.Option("--url", help="Base URL of a deployment, e.g. http://127.0.0.1:8000")],
     api_key: Annotated[str | None, typer.Option("--api-key", help="Use this key instead of a new session.")] = None,
@@ -622,6 +650,34 @@ def places_import(path: Annotated[Path, typer.Argument(help="An OpenStreetMap .o
     out.print(f"imported {stats.places} businesses and {stats.localities} places from {path} in {stats.seconds:.1f} s")
 
 
+@places_app.command("import-overture")
+@handle_errors
+def places_import_overture(
+    bbox: Annotated[str, typer.Option("--bbox", help="W,S,E,N in degrees: the region to keep locally.")],
+) -> None:
+    """Copy the Overture Maps places of a region into the local cache, so campaigns there run offline."""
+    from prospectpro.providers import overture
+
+    parts = [p.strip() for p in bbox.split(",")]
+    try:
+        west, south, east, north = (float(p) for p in parts)
+    except ValueError:
+        raise InvalidInput(f"--bbox must be W,S,E,N as four numbers, got {bbox!r}") from None
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise InvalidInput(f"--bbox {bbox!r} is not a box (W < E, S < N, in range)")
+    settings, db = _open()
+    if not overture.enabled(settings):
+        raise InvalidInput("set PROSPECTPRO_OVERTURE_PATH (a release's folder or s3://…/type=place/) first")
+    with Progress(console=out, transient=True) as progress:
+        progress.add_task(f"reading Overture places in {bbox}", total=None)
+        result = overture.import_box(db, settings, (south, west, north, east))
+    out.print(
+        f"imported {result.places} Overture places ({result.bytes_written / 1e6:.1f} MB, "
+        f"{result.stats.row_groups_read} of {result.stats.row_groups_total} row groups read) into {result.path}"
+    )
+    out.print(overture.ATTRIBUTION)
+
+
 @places_app.command("refresh")
 @handle_errors
 def places_refresh(
@@ -674,22 +730,36 @@ def places_refresh(
 @app.command()
 @handle_errors
 def export(
-    campaign_id: str,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json")] = "csv",
+    campaign_id: Annotated[
+        str, typer.Argument(metavar="ID", help="A campaign id, a job id, or a unique prefix of either (6+ characters).")
+    ],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="csv (CRM imports), xlsx (Excel: typed cells) or json (everything).")
+    ] = "csv",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")] = None,
 ) -> None:
-    """Export a campaign's leads."""
-    if fmt not in ("csv", "json"):
-        raise InvalidInput(f"format must be csv or json, got {fmt!r}")
+    """Export a campaign's leads (the columns: README, "Exports")."""
+    if fmt not in ("csv", "xlsx", "json"):
+        raise InvalidInput(f"format must be csv, xlsx or json, got {fmt!r}")
     _, db = _open()
-    campaign = campaign_service.get_campaign(db, campaign_id, LOCAL_USER_ID)
-    leads, _ = campaign_service.list_leads(db, campaign_id, LOCAL_USER_ID)
-    text = leads_csv(leads) if fmt == "csv" else leads_json(campaign, leads)
-    if output is None:
-        sys.stdout.write(text)
+    data = load_export(db, find_campaign_id(db, campaign_id, LOCAL_USER_ID), LOCAL_USER_ID)
+    if fmt == "xlsx":
+        body = leads_xlsx(data)
+        if output is None:
+            if sys.stdout.isatty():
+                raise InvalidInput("an XLSX file is binary: give -o FILE.xlsx (or redirect the output)")
+            sys.stdout.buffer.write(body)
+            sys.stdout.flush()
+        else:
+            output.write_bytes(body)
     else:
-        output.write_text(text, encoding="utf-8", newline="")
-        err.print(f"wrote {len(leads)} leads to {output}")
+        text = leads_csv(data) if fmt == "csv" else leads_json(data.campaign, data.leads)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8", newline="")
+    if output is not None:
+        err.print(f"wrote {len(data.leads)} leads of campaign {data.campaign['id']} to {output}")
 
 
 # -- leads: Google's content terms ---------------------------------------------
@@ -700,7 +770,7 @@ app.add_typer(leads_app, name="leads")
 @leads_app.command("refresh")
 @handle_errors
 def leads_refresh(
-    campaign_id: str,
+    campaign_id: Annotated[str, typer.Argument(help="The campaign's id, its job's id, or a unique prefix.")],
     budget: Annotated[
         str | None, typer.Option("--budget", help="Spending cap in USD (default: the quoted maximum).")
     ] = None,
@@ -713,6 +783,7 @@ def leads_refresh(
     settings, db = _open()
     if not settings.google_places_api_key:
         raise InvalidInput("Google Places is not configured: set PROSPECTPRO_GOOGLE_PLACES_API_KEY")
+    campaign_id = find_campaign_id(db, campaign_id, LOCAL_USER_ID)  # an id, its job's id or a unique prefix
     campaign_service.get_campaign(db, campaign_id, LOCAL_USER_ID)  # 404 for an unknown campaign
     found = refresh_quote(db, settings, LOCAL_USER_ID, campaign_id)
     try:
@@ -766,12 +837,69 @@ def leads_purge_expired() -> None:
     out.print(f"cleared the expired Google values of {cleared} leads", highlight=False)
 
 
+@leads_app.command("forget")
+@handle_errors
+def leads_forget(email: Annotated[str, typer.Argument(metavar="EMAIL")]) -> None:
+    """Remove an address from every lead, export and cached answer of this installation, and suppress it."""
+    from prospectpro.services.privacy import forget
+
+    _, db = _open()
+    done = forget(db, email)
+    out.print(
+        f"forgot {done['email']}: removed from {done['leads']} leads and {done['cached_answers']} cached answers; "
+        "suppressed",
+        highlight=False,
+    )
+
+
+# -- the suppression list --------------------------------------------------------
+suppress_app = typer.Typer(help="Addresses and domains never stored, exported or verified.", no_args_is_help=True)
+app.add_typer(suppress_app, name="suppress")
+
+
+@suppress_app.command("add")
+@handle_errors
+def suppress_add(value: Annotated[str, typer.Argument(metavar="EMAIL|DOMAIN")]) -> None:
+    """Suppress an address, or every address at a domain."""
+    from prospectpro.services.privacy import suppress
+
+    _, db = _open()
+    out.print(f"suppressed {suppress(db, value)}", highlight=False)
+
+
+@suppress_app.command("remove")
+@handle_errors
+def suppress_remove(value: Annotated[str, typer.Argument(metavar="EMAIL|DOMAIN")]) -> None:
+    """Take an entry off the suppression list."""
+    from prospectpro.services.privacy import unsuppress
+
+    _, db = _open()
+    if not unsuppress(db, value):
+        raise InvalidInput(f"{value} is not on the suppression list")
+    out.print(f"removed {value.strip().lower()} from the suppression list", highlight=False)
+
+
+@suppress_app.command("list")
+@handle_errors
+def suppress_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The suppression list."""
+    from prospectpro.services.privacy import suppressed
+
+    _, db = _open()
+    entries = suppressed(db)
+    if as_json:
+        print(json.dumps(entries, indent=2))
+        return
+    for entry in entries:
+        out.print(f"{entry['value']}\t{entry['kind']}\t{entry['reason']}\t{entry['created_at']}", highlight=False)
+
+
 @app.command("types")
 def types_list() -> None:
-    """The business types discovery understands."""
-    for t in all_business_types():
-        synonyms = ", ".join(t.synonyms[:6])
-        out.print(f"{t.name:<24} {' | '.join(t.tags):<44} {synonyms}", highlight=False)
+    """The business types discovery understands: the name to type, the OpenStreetMap tags, other words for it."""
+    types = all_business_types()
+    out.print(cli_output.types_table(types), highlight=False, soft_wrap=False)
+    out.print(f"{len(types)} types; a raw tag such as amenity=cafe works too.", highlight=False)
 
 
 def main() -> None:

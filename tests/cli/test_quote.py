@@ -42,7 +42,7 @@ def jobs_total(cli: Invoke) -> int:
 def test_base_quote_says_it_costs_nothing(cli: Invoke) -> None:
     result = cli("discover", "cafe", HERE, "--quote", "--budget", "100")
     assert result.exit_code == 0, result.output
-    assert "would use osm and website and cost nothing ($0.00)" in result.stdout
+    assert "would use osm and website, and cost nothing ($0.00)" in result.stdout
     assert "free sources only" in result.stdout
     assert jobs_total(cli) == 0
 
@@ -51,12 +51,12 @@ def test_professional_quote_prints_dollar_amounts(cli: Invoke) -> None:
     result = cli("discover", "cafe", HERE, "--tier", "professional", "-n", "45", "--quote")
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
-    assert "would use osm, google and website and cost at most $0.105 (about $0.105), within its budget." in text
+    assert "would use osm, google and website, and cost at most $0.105 (about $0.105), within its budget." in text
     assert "Google Places" in text
     as_json = cli("discover", "cafe", HERE, "--tier", "professional", "-n", "45", "--budget", "0.05", "--quote", "--json")
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.stdout) | {"notes": []} == {
-        "sources": ["osm", "google"],
+        "sources": ["osm", "google", "website"],
         "max_cost": "0.05",
         "estimated_cost": "0.05",
         "within_budget": False,

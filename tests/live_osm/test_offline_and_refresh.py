@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import socket
 from pathlib import Path
 
@@ -14,21 +15,32 @@ from prospectpro.cli import app
 from prospectpro.config import Settings
 from prospectpro.store.schema import discovery_jobs, place_coverage
 from tests.api.conftest import free_port
+from tests.test_readme import readme_commands
 from tests.live_osm.conftest import install_world
 from tests.sim.server import SimResponse, Simulator
 
 
 def test_the_readme_first_command_touches_no_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exactly the README's first command's arguments: no connection and no name lookup beyond this machine
+    (the tests' guard would refuse them; this records that none was even tried), none to the live services."""
     closed = free_port()  # nothing listens there: a connection would be refused, and is recorded
     attempts: list[object] = []
     real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
 
     def recording_connect(sock: socket.socket, address: object) -> None:
-        if isinstance(address, tuple) and address[1] == closed:
+        local = isinstance(address, tuple) and str(address[0]) in ("127.0.0.1", "::1", "localhost")
+        if isinstance(address, tuple) and (address[1] == closed or not local):
             attempts.append(address)
         return real_connect(sock, address)  # type: ignore[arg-type]
 
+    def recording_getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if host not in ("127.0.0.1", "::1", "localhost", None):
+            attempts.append(("lookup", host))
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
     monkeypatch.setattr(socket.socket, "connect", recording_connect)
+    monkeypatch.setattr(socket, "getaddrinfo", recording_getaddrinfo)
     env = {
         "PROSPECTPRO_DATA_DIR": str(tmp_path / "data"),
         "PROSPECTPRO_POLL_INTERVAL": "0.05",
@@ -36,7 +48,10 @@ def test_the_readme_first_command_touches_no_network(tmp_path: Path, monkeypatch
         "PROSPECTPRO_OVERPASS_BASE_URL": f"http://127.0.0.1:{closed}",
         "PROSPECTPRO_GOOGLE_PLACES_BASE_URL": f"http://127.0.0.1:{closed}",
     }
-    result = CliRunner().invoke(app, ["discover", "cafe", "Helsinki", "--max-results", "20"], env=env)
+    first = readme_commands()[0]
+    args = shlex.split(first.split(".venv/bin/prospectpro ", 1)[1])
+    assert args[:3] == ["discover", "cafe", "Helsinki"]
+    result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
     assert "Found 20 leads" in result.output
     assert "OpenStreetMap contributors, ODbL" in result.output  # the attribution footer

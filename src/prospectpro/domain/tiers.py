@@ -90,6 +90,11 @@ def choose_sources(tier: Tier, requested: Sequence[str] | None, available: Itera
             f"the {tier.value} tier does not use {', '.join(refused)}"
             + ("; paid sources need the professional or enterprise tier" if set(refused) & PAID_SOURCES else "")
         )
+    if not any(s in DISCOVERY_SOURCES for s in requested):
+        raise InvalidInput(
+            f"name at least one discovery source ({', '.join(DISCOVERY_SOURCES)}): the sources you name are all "
+            "the campaign uses"
+        )
     missing = [s for s in requested if s not in configured]
     if missing:
         raise InvalidInput(f"{', '.join(missing)} is not configured on this installation")

@@ -53,7 +53,8 @@ def chosen_sources(
     source in ``failed_sources`` instead of failing the campaign.
     """
     allowed = TIERS[campaign.tier].sources
-    asked = [s for s in campaign.sources or () if s in DISCOVERY_SOURCES] or None  # contact steps only: all
+    # Sources named are all the campaign uses (domain.tiers.choose_sources made sure one discovers).
+    asked = [s for s in campaign.sources if s in DISCOVERY_SOURCES] if campaign.sources is not None else None
     configured = {s.name for s in sources}
     use = [s for s in sources if _may_use(s, campaign, allowed, asked)]
     missing = [

@@ -377,8 +377,8 @@ class Tally:
 def bind(enricher: Enricher, sources: Sequence[str] | None, blocked: Blocked) -> Enricher:
     """A contact step told this campaign's chosen sources and suppression list; other enrichers as they are."""
     if isinstance(enricher, WebsiteStep | HunterStep | VerifyStep):
-        # As discovery reads it: a campaign that names no contact source gets every one its tier allows.
-        chosen = tuple(s for s in sources or () if s in CONTACT_SOURCES) or None
+        # As discovery reads it: sources named are all the campaign uses (none named: all its tier allows).
+        chosen = tuple(s for s in sources if s in CONTACT_SOURCES) if sources is not None else None
         return replace(enricher, chosen=chosen, blocked=blocked)
     return enricher
 

@@ -103,7 +103,7 @@ class Quote:
     def sentence(self) -> str:
         """What the CLI prints: one sentence with dollar amounts, then the notes."""
         names = list(self.sources)
-        used = (", ".join(names[:-1]) + " and " + names[-1]) if len(names) > 1 else (names[0] if names else "none")
+        used = (", ".join(names[:-1]) + " and " + names[-1] + ",") if len(names) > 1 else (names[0] if names else "none")
         if self.max_cost == 0:
             head = f"This campaign would use {used} and cost nothing ($0.00)."
         else:
