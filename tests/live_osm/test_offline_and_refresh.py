@@ -15,9 +15,9 @@ from prospectpro.cli import app
 from prospectpro.config import Settings
 from prospectpro.store.schema import discovery_jobs, place_coverage
 from tests.api.conftest import free_port
-from tests.test_readme import readme_commands
 from tests.live_osm.conftest import install_world
 from tests.sim.server import SimResponse, Simulator
+from tests.test_readme import readme_commands
 
 
 def test_the_readme_first_command_touches_no_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
