@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -211,7 +211,9 @@ def create_app(
         return error_response(request, 422, "invalid_input", validation_message(errors, _API_FIELD_NAMES), details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and web_pages.wants_html(request):  # a browser: the page, not JSON
+            return web_pages.not_found(request, "page")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = "not found" if exc.status_code == 404 else str(exc.detail)
         response = error_response(request, exc.status_code, code, message)
@@ -219,6 +221,32 @@ def create_app(
             response.headers.update(exc.headers)
         return response
 
+    _openapi_with_api_keys(app)
     return app
 
 
+def _openapi_with_api_keys(app: FastAPI) -> None:
+    """/docs gets an Authorize button for API keys (``Authorization: Bearer ppk_…``): a security scheme
+    that every API operation accepts and none requires (without one, a caller is an anonymous session)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["apiKey"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key (`prospectpro users create NAME` prints one) or a session token.",
+        }
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/api/"):
+                continue
+            for operation in operations.values():
+                if isinstance(operation, dict) and "security" not in operation:
+                    operation["security"] = [{"apiKey": []}, {}]  # {}: anonymous is allowed too
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

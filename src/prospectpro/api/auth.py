@@ -131,3 +131,18 @@ def set_session_cookie(response: Response, caller: Caller, settings: Settings) -
             secure=settings.cookie_secure,
             path="/",
         )
+
+
+def session_token(request: Request) -> str | None:
+    """The session token of the browser's cookie (what signing out revokes)."""
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def set_signed_in_cookie(response: Response, token: str, settings: Settings) -> None:
+    """The cookie of a user signed in on the web with an API key: a session token of that user, HttpOnly
+    and SameSite=Lax like the anonymous one (a form post by it is checked for its origin by ``identify``)."""
+    set_session_cookie(response, Caller(None, new_session_token=token), settings)
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=settings.cookie_secure)
