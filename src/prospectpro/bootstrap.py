@@ -26,6 +26,8 @@ PROVIDER_MODULES: tuple[str, ...] = (
     "prospectpro.providers.google_places",
     "prospectpro.providers.nominatim",
     "prospectpro.providers.overpass",
+    "prospectpro.providers.hunter",
+    "prospectpro.providers.neverbounce",
 )
 
 

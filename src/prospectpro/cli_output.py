@@ -239,10 +239,11 @@ def types_table(types: Iterable[BusinessType]) -> Table:
     """`prospectpro types`: a header, and synonyms that wrap at word boundaries."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     table.add_column("Type", no_wrap=True)
-    table.add_column("OpenStreetMap tags", overflow="fold")
+    table.add_column("OpenStreetMap tags", overflow="fold", min_width=len("OpenStreetMap tags"))
+    table.add_column("Overture", overflow="fold", ratio=1)  # Overture Maps categories (issue 12)
     table.add_column("Also understood", overflow="fold", ratio=1)
     for t in types:
-        table.add_row(Text(t.name), Text(", ".join(t.tags)), Text(", ".join(t.synonyms)))
+        table.add_row(Text(t.name), Text(", ".join(t.tags)), Text(", ".join(t.overture)), Text(", ".join(t.synonyms)))
     return table
 
 

@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     max_area_km2: float = Field(default=2500.0, gt=0)
     ambiguity_importance_gap: float = Field(default=0.1, ge=0, le=1)
 
+    # -- the web pages' map ----------------------------------------------------------------
+    # A tile server for the campaign map, e.g. "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    # (mind its usage policy; for heavy use run your own). Empty: markers and the area on a blank map.
+    map_tiles_url: str = ""
+    map_tiles_attribution: str = "© OpenStreetMap contributors"
+
     # -- contacts: the business's own website ($0, every tier) -----------------------------
     # Tests and local development may reach loopback and private addresses (any port).
     allow_private_websites: bool = False
@@ -126,6 +132,24 @@ class Settings(BaseSettings):
     neverbounce_base_url: str = "https://api.neverbounce.com"
     neverbounce_rate_per_second: float = Field(default=10.0, gt=0)
     neverbounce_bulk_min: int = Field(default=25, ge=1)
+    # Hunter answered 429 (credits used up): not called again by this installation for this long.
+    hunter_credits_reset_hours: float = Field(default=24.0, gt=0)
+    neverbounce_poll_seconds: float = Field(default=1.0, gt=0, le=60)  # between two polls of a bulk job
+
+    # -- Overture Maps places (free discovery source "overture", issue 12) ------------------
+    # The places data of one release: a local folder or file of GeoParquet, or
+    # s3://bucket/release/<R>/theme=places/type=place/ (anonymous). Empty or "off": the source is off.
+    overture_path: str = ""
+    overture_release: str = ""  # empty: taken from the path's "release/<R>/", else "local"
+    overture_s3_endpoint: str = ""  # an S3-compatible endpoint (pyarrow endpoint_override), e.g. http://127.0.0.1:9000
+    overture_s3_region: str = "us-west-2"
+    overture_connect_timeout: float = Field(default=5.0, gt=0, le=120)  # an unreachable store fails fast
+    overture_min_confidence: float = Field(default=0.5, ge=0, le=1)
+
+    # -- Retention (issue 13: ``prospectpro prune``, store/prune.py) ----------------------------
+    prune_after_days: float = Field(default=30.0, gt=0)  # finished jobs' events/candidates, expired answers
+    prune_batch_size: int = Field(default=500, ge=1, le=100_000)  # rows per short transaction
+    prune_interval_seconds: float = Field(default=3600.0, ge=0)  # workers prune this often; 0: only the CLI
 
     @field_validator("public_base_url")
     @classmethod

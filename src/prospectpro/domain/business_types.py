@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prospectpro.domain.normalize import text_key
 from prospectpro.errors import InvalidInput
@@ -33,6 +33,9 @@ class BusinessType:
     label: str
     tags: tuple[str, ...]
     synonyms: tuple[str, ...] = ()
+    # The same type in Overture's category scheme (categories.primary/alternate, basic_category): the
+    # second column of this table, filled from OVERTURE_CATEGORIES below (issue 12).
+    overture: tuple[str, ...] = ()
 
 
 def _t(name: str, label: str, tags: str, *synonyms: str) -> BusinessType:
@@ -240,6 +243,64 @@ _TYPES: tuple[BusinessType, ...] = (
     _t("fuel", "Fuel station", "amenity=fuel", "gas station", "petrol station",
        "filling station", "service station"),
 )  # fmt: skip
+
+# Overture categories (schema pinned in providers/overture.py) where they differ from the type's name and
+# its OSM tag values, which Overture mostly shares ("dentist", "cafe", "florist"): those are added for every
+# type, so each known type finds places in both sources.
+OVERTURE_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "cafe": ("coffee_shop", "cafe", "tea_room"),
+    "restaurant": ("restaurant", "pizza_restaurant", "italian_restaurant", "sushi_restaurant", "steakhouse"),
+    "fast_food": ("fast_food_restaurant", "burger_restaurant", "hot_dog_restaurant", "food_truck"),
+    "ice_cream": ("ice_cream_shop",),
+    "deli": ("delicatessen",),
+    "butcher": ("butcher_shop",),
+    "seafood": ("seafood_market", "fish_market"),
+    "confectionery": ("candy_store", "chocolatier"),
+    "alcohol": ("liquor_store", "wine_shop"),
+    "supermarket": ("supermarket", "grocery_store"),
+    "convenience": ("convenience_store",),
+    "florist": ("flowers_and_gifts_shop", "florist"),
+    "clothes": ("clothing_store", "fashion", "boutique"),
+    "shoes": ("shoe_store",),
+    "jewelry": ("jewelry_store",),
+    "bookstore": ("bookstore", "book_store"),
+    "car_dealer": ("car_dealer", "automotive_dealer"),
+    "car_repair": ("automotive_repair", "auto_repair"),
+    "hairdresser": ("hair_salon", "barber"),
+    "beauty_salon": ("beauty_salon", "nail_salon"),
+    "gym": ("gym", "fitness_center"),
+    "plumber": ("plumbing", "plumber"),
+    "electrician": ("electrician",),
+    "hvac": ("hvac_services",),
+    "dentist": ("dentist", "general_dentistry", "cosmetic_dentist", "orthodontist"),
+    "doctor": ("doctor", "family_practice", "general_practitioner"),
+    "clinic": ("medical_center", "health_clinic"),
+    "physiotherapist": ("physical_therapy",),
+    "veterinary": ("veterinarian",),
+    "lawyer": ("lawyer", "attorney", "law_firm", "legal_services"),
+    "accountant": ("accountant", "accounting_firm", "bookkeeper"),
+    "tax_advisor": ("tax_services",),
+    "real_estate_agent": ("real_estate_agent", "real_estate"),
+    "insurance": ("insurance_agency",),
+    "architect": ("architect", "architectural_designer"),
+    "it_company": ("it_service_and_computer_repair", "software_development"),
+    "advertising_agency": ("advertising_agency", "marketing_agency"),
+    "employment_agency": ("employment_agencies",),
+    "hotel": ("hotel",),
+    "guest_house": ("bed_and_breakfast", "guest_house"),
+    "cinema": ("movie_theater", "cinema"),
+    "kindergarten": ("preschool", "kindergarten"),
+    "childcare": ("child_care_and_day_care",),
+    "fuel": ("gas_station",),
+}
+
+
+def _with_overture(bt: BusinessType) -> BusinessType:
+    values = [tag.partition("=")[2] for tag in bt.tags]
+    return replace(bt, overture=tuple(dict.fromkeys((*OVERTURE_CATEGORIES.get(bt.name, ()), bt.name, *values))))
+
+
+_TYPES = tuple(_with_overture(bt) for bt in _TYPES)
 
 
 def _singular(key: str) -> str:

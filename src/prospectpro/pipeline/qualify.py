@@ -5,23 +5,26 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from prospectpro.domain import identity
 from prospectpro.domain.campaign import Stage
 from prospectpro.domain.scoring import score_business
 from prospectpro.jobs.run import JobRun
 from prospectpro.pipeline import stage
 from prospectpro.store.candidates import Candidate, load_for_scoring, store_scores
-from prospectpro.store.leads import delivered_keys
+from prospectpro.store.leads import delivered_keys, delivered_source_refs
 
 
 def select_candidates(
     candidates: list[Candidate], *, min_score: int, max_results: int, delivered: set[str]
 ) -> dict[str, int]:
     """Decide, in memory, which candidates become leads; returns the counts for the metrics."""
-    by_key: dict[str, list[Candidate]] = {}
-    for c in candidates:
-        by_key.setdefault(c.fingerprint, []).append(c)
+    # One business once across sources (domain/identity.py): a shared source id or fingerprint, or nearby
+    # contact/name evidence between different sources.
+    groups = identity.group([c.business for c in candidates], [c.fingerprint for c in candidates])
     primaries: list[Candidate] = []
-    for group in by_key.values():
+    keys_of: dict[int, set[str]] = {}  # a primary's group: every fingerprint and source ref, for "delivered"
+    for group in ([candidates[i] for i in g] for g in groups):
+        keys_of[id(group[0])] = {k for c in group for k in (c.fingerprint, *c.business.sources)}
         merged = group[0].business
         for other in group[1:]:
             merged = merged.merged_with(other.business)
@@ -36,7 +39,7 @@ def select_candidates(
     below = 0
     eligible: list[Candidate] = []
     for c in primaries:
-        c.delivered_before = c.fingerprint in delivered
+        c.delivered_before = not delivered.isdisjoint(keys_of[id(c)])
         c.qualified = c.score >= min_score
         if not c.qualified:
             below += 1
@@ -66,6 +69,9 @@ def run(run: JobRun) -> None:
             set()
             if campaign.include_delivered
             else delivered_keys(conn, job.owner_id, stage.campaign_id(run), {c.fingerprint for c in candidates})
+            | delivered_source_refs(
+                conn, job.owner_id, stage.campaign_id(run), {r for c in candidates for r in c.business.sources}
+            )
         )
     metrics = select_candidates(
         candidates, min_score=campaign.min_score, max_results=campaign.max_results, delivered=delivered

@@ -16,7 +16,7 @@ from prospectpro.domain.campaign import Stage
 from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.run import CancelRequested, JobRun, ends_in_cancel
 from prospectpro.pipeline import discover, enrich, qualify, results, stage
-from prospectpro.providers import google_places
+from prospectpro.providers import google_places, hunter, neverbounce, overture
 from prospectpro.providers.osm import OsmPlacesSource
 from prospectpro.providers.osm_email import OsmEmail
 from prospectpro.providers.protocols import PASS_THROUGH, DiscoverySource, Enricher, Gate
@@ -47,23 +47,34 @@ def configured_sources(settings: Settings) -> set[str]:
     """The shared source names this installation can use (domain.tiers): what a tier's sources are
     narrowed to at quote and submit. Each source that needs configuration adds itself here."""
     configured = {"osm"}  # the local index (and live OpenStreetMap) needs no key
+    configured.add("website")  # the business's own site: free, needs no key, always available
     if google_places.spec(settings) is not None:  # the same test build_pipeline makes
         configured.add("google")
+    if overture.enabled(settings):  # Overture Maps places: when a release's path is set
+        configured.add("overture")
+    if hunter.spec(settings) is not None:  # the paid contact steps: when their keys are set
+        configured.add("hunter")
+    if neverbounce.spec(settings) is not None:
+        configured.add("neverbounce")
     return configured
 
 
 def build_pipeline(db: Database, settings: Settings, gate: Gate = PASS_THROUGH) -> Pipeline:
-    enrichers: list[Enricher] = [OsmEmail()]
+    # The contact waterfall (pipeline/enrich.py): source data, website, Hunter, verification; extra steps after.
+    enrichers: list[Enricher] = [OsmEmail(), enrich.WebsiteStep(settings), enrich.HunterStep(settings)]
     for path in settings.extra_enrichers:
         factory = load_object(path)
         enrichers.append(factory())  # type: ignore[operator]
+    enrichers.append(enrich.VerifyStep(settings))
     sources: list[DiscoverySource] = [OsmPlacesSource(db, settings)]  # settings: live OpenStreetMap too
+    if overture.enabled(settings):  # free, after OSM: merged with it in scoring (domain/identity.py)
+        sources.append(overture.OverturePlacesSource(db, settings))
     if google_places.spec(settings) is not None:  # a paid source: used by the tiers that allow it
         sources.append(google_places.GooglePlacesSource(settings))
     return Pipeline(
         sources=sources,
         enrichers=enrichers,
-        enrich_concurrency=settings.enrich_concurrency,
+        enrich_concurrency=enrich.contact_concurrency(settings),
         enrich_step_timeout=settings.enrich_step_timeout,
         gate=gate,
     )

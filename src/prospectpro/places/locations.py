@@ -55,7 +55,9 @@ METERS_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180
 # A plain decimal: "nan", "inf" and "1e5" are not coordinates ("Nan" is a town).
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _IMPORT_HINT = (
-    "Import an extract with `prospectpro places import FILE.osm.pbf`, or give lat,lon[,radius_m]."
+    "Import an extract with `prospectpro places import FILE.osm.pbf` (regions and countries from "
+    "https://download.geofabrik.de, which lists each file's size; the bundled 0.7 MB extract imports in "
+    "about 0.2 s; the time grows with the file's size), or give lat,lon[,radius_m]."
 )
 
 
@@ -264,6 +266,8 @@ def _named(known: list[_Locality], parts: list[str]) -> Area:
     if not candidates:
         suggestions = _suggest(known, head)
         hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        if not suggestions and known:  # nothing spelled alike: the known names that come closest all the same
+            hint = f" The known places closest to that name: {', '.join(_suggest(known, head, cutoff=0.0))}."
         raise InvalidInput(
             f"unknown location {head!r}: not in the imported places data.{hint} {_IMPORT_HINT}",
             details={"suggestions": suggestions},
@@ -349,14 +353,14 @@ def _describe(lo: _Locality) -> str:
     return f"{lo.kind} at {lo.latitude:.4f},{lo.longitude:.4f}, {country}"
 
 
-def _suggest(known: list[_Locality], name: str, limit: int = 5) -> list[str]:
+def _suggest(known: list[_Locality], name: str, limit: int = 5, cutoff: float = 0.7) -> list[str]:
     """Known localities with a spelling close to name, by their main name."""
     owner: dict[str, str] = {}
     for lo in sorted(known, key=lambda lo: _KIND_RANK.get(lo.kind, len(_KIND_RANK))):
         for key in lo.keys:
             owner.setdefault(key, lo.name)
     # More matches than shown: several spellings often belong to one place.
-    close = difflib.get_close_matches(text_key(name), list(owner), n=limit * 4, cutoff=0.7)
+    close = difflib.get_close_matches(text_key(name), list(owner), n=limit * 4, cutoff=cutoff)
     return list(dict.fromkeys(owner[k] for k in close))[:limit]
 
 
