@@ -81,6 +81,22 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _me(db: Database) -> str:
+    """Whose campaigns the command line works with: the installation's local user, or — with
+    PROSPECTPRO_API_KEY set — that key's user, so the CLI, the API and the web page share one history."""
+    import os
+
+    from prospectpro.services.users import authenticate
+
+    key = os.environ.get("PROSPECTPRO_API_KEY", "").strip()
+    if not key:
+        return LOCAL_USER_ID
+    principal = authenticate(db, key)
+    if principal is None or principal.kind != "user":
+        raise InvalidInput("PROSPECTPRO_API_KEY is not a valid API key (make one with `prospectpro users create NAME`)")
+    return principal.user_id
+
+
 def _open(prepare: bool = True) -> tuple[Settings, Database]:
     settings = Settings()
     return settings, open_database(settings, prepare=prepare)
@@ -154,13 +170,13 @@ def discover(
     if quote_only:
         from prospectpro.services.quote import quote
 
-        found = quote(db, settings, LOCAL_USER_ID, request, anonymous=False)
+        found = quote(db, settings, _me(db), request, anonymous=False)
         if as_json:
             print(json.dumps(found.to_dict(), indent=2))
         else:
             out.print(found.sentence(), highlight=False)
         return
-    submission = submit_campaign(db, settings, LOCAL_USER_ID, request)
+    submission = submit_campaign(db, settings, _me(db), request)
     job = submission.job
     _print_chosen_place(job)
     if no_follow:
@@ -179,7 +195,7 @@ def discover(
         if worker is not None:
             worker.stop()
     assert final.campaign_id is not None  # discover submits a campaign job
-    leads, _ = campaign_service.list_leads(db, final.campaign_id, LOCAL_USER_ID)
+    leads, _ = campaign_service.list_leads(db, final.campaign_id, _me(db))
     if as_json:
         print(json.dumps({"job": final.to_public(), "leads": leads}, indent=2, ensure_ascii=False))
     else:
@@ -235,7 +251,7 @@ def _export_ref(db: Database, job: Job) -> str:
     if out.width >= 100:
         return campaign_id
     try:
-        return campaign_id[:8] if find_campaign_id(db, campaign_id[:8], LOCAL_USER_ID) == campaign_id else campaign_id
+        return campaign_id[:8] if find_campaign_id(db, campaign_id[:8], _me(db)) == campaign_id else campaign_id
     except UserError:
         return campaign_id
 
@@ -280,7 +296,7 @@ def jobs_list(
 ) -> None:
     """Your jobs of one kind (campaigns by default), newest first."""
     _, db = _open()
-    jobs, total = queue.list_jobs(db, LOCAL_USER_ID, kind=kind, status=status, limit=limit)
+    jobs, total = queue.list_jobs(db, _me(db), kind=kind, status=status, limit=limit)
     if as_json:
         print(json.dumps({"jobs": [j.to_public() for j in jobs], "total": total}, indent=2))
         return
@@ -292,8 +308,8 @@ def _names(db: Database, prefix: str, ident: str, *, campaign: bool = False) -> 
     """Whether `jobs show PREFIX` (or, for a campaign, `export PREFIX`) reads ``prefix`` as ``ident``."""
     try:
         if campaign:
-            return find_campaign_id(db, prefix, LOCAL_USER_ID) == ident
-        return queue.find_job_id(db, prefix, LOCAL_USER_ID) == ident
+            return find_campaign_id(db, prefix, _me(db)) == ident
+        return queue.find_job_id(db, prefix, _me(db)) == ident
     except UserError:
         return False
 
@@ -303,7 +319,7 @@ def _names(db: Database, prefix: str, ident: str, *, campaign: bool = False) -> 
 def jobs_show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One job: status, progress, metrics and its error, if any."""
     _, db = _open()
-    job = queue.get_job(db, queue.find_job_id(db, job_id, LOCAL_USER_ID), LOCAL_USER_ID)
+    job = queue.get_job(db, queue.find_job_id(db, job_id, _me(db)), _me(db))
     if as_json:
         print(json.dumps(job.to_public(), indent=2))
         return
@@ -319,7 +335,7 @@ def jobs_show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
 def jobs_cancel(job_id: str) -> None:
     """Cancel a job; a running one stops at its next checkpoint and keeps its leads."""
     _, db = _open()
-    job = queue.request_cancel(db, queue.find_job_id(db, job_id, LOCAL_USER_ID), LOCAL_USER_ID)
+    job = queue.request_cancel(db, queue.find_job_id(db, job_id, _me(db)), _me(db))
     if job.status == JobStatus.cancelled:
         out.print(f"job {job.id} cancelled")
     elif job.status.terminal:
@@ -338,8 +354,8 @@ def jobs_events(
 ) -> None:
     """A job's event log."""
     settings, db = _open()
-    full_id = queue.find_job_id(db, job_id, LOCAL_USER_ID)
-    queue.get_job(db, full_id, LOCAL_USER_ID)
+    full_id = queue.find_job_id(db, job_id, _me(db))
+    queue.get_job(db, full_id, _me(db))
     events = (
         follow_events(db, full_id, after=after, poll_interval=settings.poll_interval)
         if follow
@@ -372,7 +388,7 @@ def campaigns_list(
     from prospectpro.services.export import list_campaigns
 
     _, db = _open()
-    found, total = list_campaigns(db, LOCAL_USER_ID, limit)
+    found, total = list_campaigns(db, _me(db), limit)
     if as_json:
         print(json.dumps({"campaigns": found, "total": total}, indent=2, ensure_ascii=False))
         return
@@ -702,7 +718,7 @@ def places_refresh(
         raise InvalidInput(
             f"{area.label} is inside an imported extract, which serves it: re-import that extract to refresh it"
         )
-    job = enqueue_refresh(db, settings, LOCAL_USER_ID, refresh_config(kind.name, kind.tags, location, area))
+    job = enqueue_refresh(db, settings, _me(db), refresh_config(kind.name, kind.tags, location, area))
     if no_follow:
         out.print(job.id)
         return
@@ -742,7 +758,7 @@ def export(
     if fmt not in ("csv", "xlsx", "json"):
         raise InvalidInput(f"format must be csv, xlsx or json, got {fmt!r}")
     _, db = _open()
-    data = load_export(db, find_campaign_id(db, campaign_id, LOCAL_USER_ID), LOCAL_USER_ID)
+    data = load_export(db, find_campaign_id(db, campaign_id, _me(db)), _me(db))
     if fmt == "xlsx":
         body = leads_xlsx(data)
         if output is None:
@@ -783,9 +799,9 @@ def leads_refresh(
     settings, db = _open()
     if not settings.google_places_api_key:
         raise InvalidInput("Google Places is not configured: set PROSPECTPRO_GOOGLE_PLACES_API_KEY")
-    campaign_id = find_campaign_id(db, campaign_id, LOCAL_USER_ID)  # an id, its job's id or a unique prefix
-    campaign_service.get_campaign(db, campaign_id, LOCAL_USER_ID)  # 404 for an unknown campaign
-    found = refresh_quote(db, settings, LOCAL_USER_ID, campaign_id)
+    campaign_id = find_campaign_id(db, campaign_id, _me(db))  # an id, its job's id or a unique prefix
+    campaign_service.get_campaign(db, campaign_id, _me(db))  # 404 for an unknown campaign
+    found = refresh_quote(db, settings, _me(db), campaign_id)
     try:
         cap = found.max_cost if budget is None else Decimal(budget)
     except ArithmeticError:
@@ -797,7 +813,7 @@ def leads_refresh(
     )
     if found.leads == 0:
         return
-    job = enqueue_refresh(db, settings, LOCAL_USER_ID, campaign_id, cap)
+    job = enqueue_refresh(db, settings, _me(db), campaign_id, cap)
     if no_follow:
         out.print(job.id)
         return
@@ -892,6 +908,31 @@ def suppress_list(as_json: Annotated[bool, typer.Option("--json", help="Print JS
         return
     for entry in entries:
         out.print(f"{entry['value']}\t{entry['kind']}\t{entry['reason']}\t{entry['created_at']}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def providers() -> None:
+    """The sources by their shared names: which this installation can use, which cost money, which tiers."""
+    from prospectpro.domain.clock import utcnow
+    from prospectpro.domain.tiers import PAID_SOURCES, SOURCE_NAMES, TIERS
+    from prospectpro.pipeline.runner import configured_sources
+    from prospectpro.store.ledger import provider_states
+
+    settings, db = _open()
+    configured = configured_sources(settings)
+    with db.read() as conn:
+        states = provider_states(conn)
+    now = utcnow()
+    for name in SOURCE_NAMES:
+        tiers = ", ".join(t.value for t, rule in TIERS.items() if name in rule.sources)
+        state = states.get(name)
+        breaker = f"; breaker open ({state.reason})" if state is not None and state.open_at(now) else ""
+        out.print(
+            f"{name:12} {'configured' if name in configured else 'not configured':15} "
+            f"{'paid' if name in PAID_SOURCES else 'free':5} tiers: {tiers}{breaker}",
+            highlight=False,
+        )
 
 
 @app.command("types")
