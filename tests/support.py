@@ -39,3 +39,24 @@ def make_job(db: Database, *, max_attempts: int = 3, owner_id: str = LOCAL_USER_
             conn, NewJob(campaign_id=campaign_id, owner_id=owner_id, config=config or {}, max_attempts=max_attempts)
         )
     return job
+
+
+def wait_until_terminal(db: Database, job_id: str, timeout: float = 90) -> Job:
+    """Poll the store until the job ended (crash tests: whichever worker finishes it)."""
+    import time
+
+    from prospectpro.jobs.queue import get_job
+
+    deadline = time.monotonic() + timeout
+    while not (job := get_job(db, job_id)).status.terminal:
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.05)
+    return job
+
+
+def stop_processes(procs: list) -> None:  # type: ignore[type-arg]
+    """Terminate the worker processes a test started that still run."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)

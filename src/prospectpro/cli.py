@@ -81,6 +81,20 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _run_to_end(db: Database, settings: Settings, job_id: str) -> Job:
+    """Follow a job to its end, with an in-process worker when no worker is running; the final job."""
+    worker = None
+    if not live_workers(db, within_seconds=settings.lease_seconds):
+        worker = build_worker(db, settings).start()
+    try:
+        for _ in follow_events(db, job_id, poll_interval=settings.poll_interval):
+            pass
+    finally:
+        if worker is not None:
+            worker.stop()
+    return queue.get_job(db, job_id)
+
+
 def _me(db: Database) -> str:
     """Whose campaigns the command line works with: the installation's local user, or — with
     PROSPECTPRO_API_KEY set — that key's user, so the CLI, the API and the web page share one history."""
@@ -722,19 +736,10 @@ def places_refresh(
     if no_follow:
         out.print(job.id)
         return
-    worker = None
-    if not live_workers(db, within_seconds=settings.lease_seconds):
-        worker = build_worker(db, settings).start()
-    try:
-        for _ in follow_events(db, job.id, poll_interval=settings.poll_interval):
-            pass
-    finally:
-        if worker is not None:
-            worker.stop()
-    final = queue.get_job(db, job.id)
+    final = _run_to_end(db, settings, job.id)
     if final.status != JobStatus.completed:
         err.print(f"[red]refresh {final.status.value}:[/red] {final.error or ''}", highlight=False)
-        raise typer.Exit(EXIT_FAILED if final.status == JobStatus.failed else EXIT_CANCELLED)
+        raise typer.Exit(_exit_code(final))
     out.print(
         f"stored {final.metrics.get('stored', 0)} {kind.name} businesses ({', '.join(kind.tags)}) in {area.label}; "
         f"campaigns there read them for {settings.discovery_cache_days:g} days  ·  job {final.id}",
@@ -817,16 +822,7 @@ def leads_refresh(
     if no_follow:
         out.print(job.id)
         return
-    worker = None
-    if not live_workers(db, within_seconds=settings.lease_seconds):
-        worker = build_worker(db, settings).start()
-    try:
-        for _ in follow_events(db, job.id, poll_interval=settings.poll_interval):
-            pass
-    finally:
-        if worker is not None:
-            worker.stop()
-    final = queue.get_job(db, job.id)
+    final = _run_to_end(db, settings, job.id)
     m = final.metrics
     if final.status != JobStatus.completed:
         err.print(f"[red]refresh {final.status.value}:[/red] {final.error or ''}", highlight=False)

@@ -20,6 +20,7 @@ from prospectpro.jobs.queue import get_job, list_events
 from prospectpro.services.campaigns import list_leads
 from prospectpro.services.submissions import submit_campaign
 from prospectpro.store.schema import LOCAL_USER_ID, job_candidates
+from tests.support import stop_processes, wait_until_terminal
 
 ROOT = Path(__file__).parents[2]
 LEASE = 1.5
@@ -75,15 +76,9 @@ def run_campaign(data_dir: Path, *, kill_after_enriched: int | None) -> tuple[st
             first.wait()
             killed_at = time.time()
             procs.append(start_worker(data_dir))
-        deadline = time.monotonic() + 90
-        while not get_job(db, job.id).status.terminal:
-            assert time.monotonic() < deadline, "the job did not finish"
-            time.sleep(0.05)
+        wait_until_terminal(db, job.id, timeout=90)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(10)
+        stop_processes(procs)
     return job.id, job.campaign_id, killed_at
 
 

@@ -24,6 +24,7 @@ from tests.sim import hunter as hunter_sim
 from tests.sim import neverbounce as nb_sim
 from tests.sim import sites as sites_sim
 from tests.sim.server import Simulator
+from tests.support import stop_processes, wait_until_terminal
 
 places_db = pipeline_fixtures.places_db  # the campaign pipeline's fixtures: bundled places, in-process workers
 run_worker = pipeline_fixtures.run_worker
@@ -257,15 +258,9 @@ def _crash_run(data_dir: Any, sim: Simulator, n: int, *, kill: bool) -> tuple[st
             procs[0].send_signal(signal.SIGKILL)
             procs[0].wait()
             procs.append(start())
-        deadline = time.monotonic() + 60
-        while not get_job(db, job.id).status.terminal:
-            assert time.monotonic() < deadline, "the job did not finish"
-            time.sleep(0.05)
+        wait_until_terminal(db, job.id, timeout=60)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(10)
+        stop_processes(procs)
     final = get_job(db, job.id)
     assert final.status.value == "completed", final.error
     return job.id, db

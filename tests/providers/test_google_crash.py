@@ -23,6 +23,7 @@ from prospectpro.store.schema import LOCAL_USER_ID, api_calls, leads
 from tests.providers.conftest import KEY
 from tests.sim import google as google_sim
 from tests.sim.server import Simulator
+from tests.support import stop_processes, wait_until_terminal
 
 ROOT = Path(__file__).parents[2]
 LEASE = 1.5
@@ -69,15 +70,9 @@ def run(data_dir: Path, sim: Simulator, *, kill: bool) -> tuple[int, list[Any], 
             procs[0].send_signal(signal.SIGKILL)
             procs[0].wait()
             procs.append(worker(data_dir, sim))
-        deadline = time.monotonic() + 90
-        while not get_job(db, job.id).status.terminal:
-            assert time.monotonic() < deadline, "the job did not finish"
-            time.sleep(0.05)
+        wait_until_terminal(db, job.id, timeout=90)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(10)
+        stop_processes(procs)
     final = get_job(db, job.id)
     assert final.status.value == "completed", final.error
     with db.read() as conn:
