@@ -37,6 +37,50 @@ class Check:
 
 
 # -- doctor ------------------------------------------------------------------
+# Each API process and worker holds up to 30 pooled connections and one LISTEN connection (store/db.py, store/listen.py).
+CONNECTIONS_PER_PROCESS = 31
+
+
+def _postgres_checks(db: Database) -> list[Check]:
+    from prospectpro.store import listen
+
+    facts = listen.server_facts(db)
+    checks = [Check("postgresql", OK, f"server {facts['version']}")]
+    if facts["superuser"]:
+        checks.append(
+            Check(
+                "database role",
+                WARN,
+                "a superuser: nothing in the database limits what a bug could reach",
+                "connect as an ordinary role that owns the schema",
+            )
+        )
+    headroom = facts["max"] - facts["used"]
+    status = OK if headroom >= CONNECTIONS_PER_PROCESS else WARN
+    checks.append(
+        Check(
+            "connections",
+            status,
+            f"{facts['used']} of {facts['max']} in use, room for ~{headroom // CONNECTIONS_PER_PROCESS} more processes",
+            "" if status == OK else "raise max_connections, or run fewer processes",
+        )
+    )
+    try:
+        took = listen.probe(db)
+    except Exception as exc:
+        checks.append(
+            Check(
+                "listen/notify",
+                FAIL,
+                f"{type(exc).__name__}: {exc}",
+                "workers and streams fall back to polling; check the server's notifications",
+            )
+        )
+    else:
+        checks.append(Check("listen/notify", OK, f"a notification arrived in {1000 * took:.0f} ms"))
+    return checks
+
+
 def doctor(settings: Settings, db: Database) -> list[Check]:
     checks = [Check("configuration", OK, f"database {_redact(settings.resolved_database_url())}")]
     try:
@@ -52,6 +96,8 @@ def doctor(settings: Settings, db: Database) -> list[Check]:
         checks.append(Check("schema", FAIL, f"at {current or 'nothing'}, code expects {head}", "run: prospectpro migrate"))
         return checks
     checks.append(Check("schema", OK, f"migrated ({head})"))
+    if not db.is_sqlite:
+        checks.extend(_postgres_checks(db))
     workers = live_workers(db, settings.lease_seconds)
     if workers:
         slots = sum(int(w["concurrency"]) for w in workers)  # type: ignore[call-overload]

@@ -1,10 +1,14 @@
 """Fan-out of job events to the event streams open in this process.
 
-One channel per watched job. A change is noticed either at once (a worker in
-this process announces its commit through the database notifier) or by one
-poll per tick over all watched jobs (workers in other processes); the
-channel then reads the new events once and hands them to every subscriber,
-so 500 clients watching one job cost one query, not 500.
+One channel per watched job. A change is noticed at once when a worker in
+this process announces its commit through the database notifier, and on
+PostgreSQL when any process's event insert is NOTIFYed (``store/listen.py``:
+one listening connection per process, payload ``<job id>:<seq>``); otherwise
+(SQLite, or while the LISTEN connection is down) by one poll per tick over all
+watched jobs. The channel then reads the new events once and hands them to
+every subscriber, so 500 clients watching one job cost one query, not 500.
+While listening, the poll is only a slow safety net; after every (re)connect
+of the listener every channel reads what it may have missed from the log.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from prospectpro.jobs.events import is_terminal_event
 from prospectpro.jobs.model import JobEvent
 from prospectpro.jobs.queue import list_events
 from prospectpro.jobs.stats import event_seqs
+from prospectpro.store import listen
 from prospectpro.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -64,9 +69,12 @@ class Channel:
 
 
 class EventHub:
-    def __init__(self, db: Database, poll_interval: float = 0.1) -> None:
+    def __init__(self, db: Database, poll_interval: float = 0.1, safety_poll_interval: float = 2.0) -> None:
         self.db = db
         self.poll_interval = poll_interval
+        self.safety_poll_interval = safety_poll_interval  # while the LISTEN connection is up
+        self._listener: listen.PgListener | None = None
+        self._unlisten: list[object] = []
         self._channels: dict[str, Channel] = {}
         self._streams_by_owner: dict[str, int] = defaultdict(int)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -80,11 +88,19 @@ class EventHub:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.db.notifier.subscribe(self._on_commit)
+        self._listener = listen.acquire(self.db)
+        if self._listener is not None:
+            self._unlisten = [self._listener.on_event(self._on_event), self._listener.on_connect(self._on_connect)]
         self._task = asyncio.create_task(self._poll_forever())
 
     async def stop(self) -> None:
         if callable(self._unsubscribe):
             self._unsubscribe()
+        for unlisten in self._unlisten:
+            unlisten()  # type: ignore[operator]
+        self._unlisten = []
+        listen.release(self.db, self._listener)
+        self._listener = None
         self._loop = None  # a commit announced from now on starts nothing
         tasks = [*self._refreshes, *([self._task] if self._task is not None else [])]
         for task in tasks:
@@ -148,10 +164,33 @@ class EventHub:
         if loop is not None and job_id in self._channels:
             loop.call_soon_threadsafe(self._spawn_refresh, job_id)
 
-    def _spawn_refresh(self, job_id: str) -> None:
+    def _on_event(self, job_id: str, seq: int) -> None:
+        """Called from the LISTEN thread: an event of ``job_id`` was committed, by any process."""
+        loop = self._loop
+        if loop is not None and job_id in self._channels:
+            loop.call_soon_threadsafe(self._spawn_refresh, job_id, seq)
+
+    def _on_connect(self) -> None:
+        """Called from the LISTEN thread after each (re)connect: read whatever was written while it was away."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._catch_up)
+
+    def _catch_up(self) -> None:
+        for job_id in list(self._channels):
+            self._spawn_refresh(job_id)
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and self._listener.connected.is_set()
+
+    def _spawn_refresh(self, job_id: str, seq: int | None = None) -> None:
         if self._loop is None:  # stopped between the announcement and now
             return
-        task = asyncio.create_task(self._refresh(job_id))
+        channel = self._channels.get(job_id)
+        if channel is None or (seq is not None and seq <= channel.last_seq):
+            return  # already read (e.g. announced in-process, then NOTIFYed too)
+        task = asyncio.create_task(self._refresh(job_id, seq))
         self._refreshes.add(task)
         task.add_done_callback(self._refresh_done)
 
@@ -160,11 +199,13 @@ class EventHub:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("event hub refresh failed", exc_info=error)
 
-    async def _refresh(self, job_id: str) -> None:
+    async def _refresh(self, job_id: str, seq: int | None = None) -> None:
         channel = self._channels.get(job_id)
         if channel is None:
             return
         async with channel.lock:
+            if seq is not None and seq <= channel.last_seq:
+                return  # a refresh that waited before this one read it: many NOTIFYs, one query
             events = await self._read(job_id, channel.last_seq)
             if events:
                 channel.last_seq = events[-1].seq
@@ -179,7 +220,7 @@ class EventHub:
 
     async def _poll_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(self.safety_poll_interval if self.listening else self.poll_interval)
             if not self._channels:
                 continue
             try:

@@ -1,7 +1,9 @@
 """Reading a job's event log as it grows (CLI ``--follow``, the progress bar).
 
 Writers in this process wake readers at once through the database's
-notifier; writers in other processes are seen by a short poll.
+notifier; writers in other processes by LISTEN/NOTIFY on PostgreSQL
+(``store/listen.py``), and by a short poll on SQLite (the poll stays on
+PostgreSQL too, as the safety net while the LISTEN connection is down).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from prospectpro.domain.status import JobStatus
 from prospectpro.jobs.model import JobEvent
 from prospectpro.jobs.queue import list_events
+from prospectpro.store import listen
 from prospectpro.store.db import Database
 
 
@@ -36,6 +39,8 @@ def follow_events(
             wake.set()
 
     unsubscribe = db.notifier.subscribe(on_change)
+    listener = listen.acquire(db)
+    unlisten = listener.on_event(lambda changed_id, _seq: on_change(changed_id)) if listener is not None else None
     try:
         while stop is None or not stop.is_set():
             wake.clear()
@@ -49,3 +54,6 @@ def follow_events(
                 wake.wait(poll_interval)
     finally:
         unsubscribe()
+        if unlisten is not None:
+            unlisten()
+        listen.release(db, listener)

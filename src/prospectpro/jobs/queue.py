@@ -372,6 +372,24 @@ def has_claimable(db: Database, now: datetime | None = None, *, kinds: Collectio
         return conn.execute(query).first() is not None
 
 
+def next_claimable_at(db: Database, *, kinds: Collection[str] | None = None) -> datetime | None:
+    """When the earliest job that is not claimable yet becomes so (a retry's run_after, a lease's expiry).
+
+    Time makes these claimable, and time sends no notification: an idle worker
+    that listens sleeps until then (or its safety poll), whichever comes first.
+    """
+    c = discovery_jobs.c
+    pending = select(func.min(c.run_after)).where(c.status == JobStatus.pending.value)
+    leased = select(func.min(c.lease_expires_at)).where(c.status == JobStatus.processing.value)
+    if kinds is not None:
+        pending = pending.where(c.kind.in_(sorted(kinds)))
+        leased = leased.where(c.kind.in_(sorted(kinds)))
+    with db.read() as conn:
+        row = conn.execute(select(pending.scalar_subquery(), leased.scalar_subquery())).one()
+    times = [t for t in row if t is not None]
+    return min(times) if times else None
+
+
 def claim(
     db: Database,
     worker_id: str,

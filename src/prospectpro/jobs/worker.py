@@ -38,6 +38,7 @@ from prospectpro.jobs.notify import Deliveries, NotifyConfig
 from prospectpro.jobs.queue import (
     claim_many,
     has_claimable,
+    next_claimable_at,
     reap_spent,
     record_failure,
     release,
@@ -45,7 +46,9 @@ from prospectpro.jobs.queue import (
     renew_leases,
 )
 from prospectpro.jobs.run import CLOCK_MARGIN_SECONDS, JobRun, WorkerStopping, database_outage
+from prospectpro.store import listen
 from prospectpro.store.db import Database
+from prospectpro.store.prune import prune
 from prospectpro.store.schema import workers
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,15 @@ class WorkerConfig:
     retry_max_seconds: float = 300.0
     concurrency: int = 1
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    # PostgreSQL, while the LISTEN connection is up: an enqueue anywhere wakes an idle
+    # worker at once, so the poll is only a safety net (and a wait until the next retry
+    # or lease expiry the worker knows of, which no notification announces).
+    safety_poll_seconds: float = 1.0
+    listen: bool = True  # False: poll only, as on SQLite (the bench compares the two)
+    # Retention (store/prune.py): this often, one process of all at a time; 0: never (the CLI's ``prune``).
+    prune_interval_seconds: float = 0.0
+    prune_after_days: float = 30.0
+    prune_batch_size: int = 500
 
 
 def worker_config(settings: Settings, concurrency: int = 1) -> WorkerConfig:
@@ -73,6 +85,9 @@ def worker_config(settings: Settings, concurrency: int = 1) -> WorkerConfig:
         retry_base_seconds=settings.retry_base_seconds,
         retry_max_seconds=settings.retry_max_seconds,
         concurrency=concurrency,
+        prune_interval_seconds=settings.prune_interval_seconds,
+        prune_after_days=settings.prune_after_days,
+        prune_batch_size=settings.prune_batch_size,
         notify=NotifyConfig(
             allow_private=settings.allow_private_notify_urls,
             max_attempts=settings.notify_max_attempts,
@@ -123,16 +138,24 @@ class Worker:
         self._claiming = False  # one slot claims for all idle ones at a time
         self._found_none = False  # the last claim came back empty: ask the cheap read first
         self._unsubscribe = self.db.notifier.subscribe(lambda _job_id: self._wake.set())
+        self._listener: listen.PgListener | None = None
+        self._unlisten: list[object] = []
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> Worker:
         self._register()
+        self._listener = listen.acquire(self.db) if self.config.listen else None
+        if self._listener is not None:
+            wake = self._wake.set
+            self._unlisten = [self._listener.on_job(lambda _job_id: wake()), self._listener.on_connect(wake)]
         self._idle = self.config.concurrency
         for slot in range(self.config.concurrency):
             self._spawn(self._slot_loop, f"worker-slot-{slot}")
         self._spawn(self._lease_loop, "lease-heartbeat")
         self._spawn(self._registry_loop, "worker-registry")
         self._spawn(self._notify_loop, "worker-webhooks")
+        if self.config.prune_interval_seconds > 0:
+            self._spawn(self._prune_loop, "worker-prune")
         return self
 
     def stop(self, timeout: float | None = 30.0) -> None:
@@ -154,6 +177,10 @@ class Worker:
         for thread in self._threads[len(slots) :]:
             thread.join(timeout)
         self._unsubscribe()
+        for unlisten in self._unlisten:
+            unlisten()  # type: ignore[operator]
+        listen.release(self.db, self._listener)
+        self._listener = None
         self._unregister()
 
     def run_forever(self) -> None:
@@ -216,6 +243,13 @@ class Worker:
         finally:
             deliveries.close()  # lets the deliveries in flight finish (each is bounded by its timeout)
 
+    def _prune_loop(self) -> None:
+        while not self._stop.wait(self.config.prune_interval_seconds):
+            try:
+                prune(self.db, older_than_days=self.config.prune_after_days, batch_size=self.config.prune_batch_size)
+            except Exception as exc:
+                _log_failure("pruning failed; will try again next interval", exc)
+
     # -- running jobs ----------------------------------------------------
     def _slot_loop(self) -> None:
         while not self._stop.is_set():
@@ -253,7 +287,7 @@ class Worker:
             if not claimed:
                 # Still the claiming slot: the other idle slots wait for this one instead of
                 # each asking the database. A job submitted in this process wakes it at once.
-                self._wake.wait(self.config.poll_interval)
+                self._wake.wait(self._idle_wait())
                 self._wake.clear()
         finally:
             with self._slots:
@@ -285,6 +319,23 @@ class Worker:
             return []
         self._found_none = not claimed
         return claimed
+
+    def _idle_wait(self) -> float:
+        """How long an idle claiming slot sleeps unless woken: the poll, or, while listening, until work is known due."""
+        listener = self._listener
+        if listener is None or not listener.connected.is_set():
+            return self.config.poll_interval
+        try:
+            due = next_claimable_at(self.db, kinds=self._kind_names)
+        except Exception as exc:
+            _log_failure("could not read when work is due", exc)
+            return self.config.poll_interval
+        wait = self.config.safety_poll_seconds
+        if due is not None:
+            wait = min(wait, max(0.0, (due - utcnow()).total_seconds()) + 0.005)
+        # Never busier than the plain poll, even if the clock says a job is due right now
+        # (another worker may hold its row without having claimed it yet).
+        return max(wait, min(self.config.poll_interval, 0.05))
 
     def _give_back_unstarted(self) -> None:
         """Jobs claimed for a slot that never started them go back to the queue (the attempt uncounted)."""
