@@ -14,6 +14,8 @@ from prospectpro.store.db import Database
 # (tests/live_osm): no test waits on, or is refused by, the public instances; subprocesses inherit it.
 os.environ.setdefault("PROSPECTPRO_NOMINATIM_BASE_URL", "")
 os.environ.setdefault("PROSPECTPRO_OVERPASS_BASE_URL", "")
+# The browser must not fetch map tiles from the internet either (tests of tiles set their own URL).
+os.environ.setdefault("PROSPECTPRO_MAP_TILES_URL", "")
 
 PG_ADMIN_URL = os.environ.get("PROSPECTPRO_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -107,9 +107,10 @@ class Settings(BaseSettings):
     ambiguity_importance_gap: float = Field(default=0.1, ge=0, le=1)
 
     # -- the web pages' map ----------------------------------------------------------------
-    # A tile server for the campaign map, e.g. "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-    # (mind its usage policy; for heavy use run your own). Empty: markers and the area on a blank map.
-    map_tiles_url: str = ""
+    # The tile server of the campaign map: OpenStreetMap's standard tiles by default (a campaign page is
+    # light use; mind their usage policy and run your own for heavy use). Empty: markers and the area on a
+    # blank background, nothing fetched (the tests set it empty: the browser must not reach the internet).
+    map_tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     map_tiles_attribution: str = "© OpenStreetMap contributors"
 
     # -- contacts: the business's own website ($0, every tier) -----------------------------
