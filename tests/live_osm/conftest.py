@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,7 @@ from prospectpro.bootstrap import build_gate, build_worker
 from prospectpro.config import Settings
 from prospectpro.domain.campaign import CampaignRequest
 from prospectpro.gate.core import Gate
-from prospectpro.jobs.events import follow_events
 from prospectpro.jobs.model import Job
-from prospectpro.jobs.queue import get_job
 from prospectpro.jobs.worker import Worker
 from prospectpro.places.importer import ensure_bundled_places
 from prospectpro.providers.nominatim import ensure_geocoded
@@ -24,6 +21,7 @@ from prospectpro.services import campaigns as campaign_service
 from prospectpro.services.submissions import submit_campaign
 from prospectpro.store.db import Database
 from prospectpro.store.schema import LOCAL_USER_ID
+from tests.pipeline.conftest import wait_until_done  # noqa: F401  (the live-OSM tests use it from here)
 from tests.sim import nominatim as nominatim_sim
 from tests.sim import overpass as overpass_sim
 from tests.sim.server import Simulator
@@ -156,18 +154,6 @@ def run_worker() -> Iterator[Callable[[World], Worker]]:
             worker.stop(timeout=10)
 
 
-def wait_until_done(db: Database, job_id: str, timeout: float = 30.0) -> Job:
-    stop = threading.Event()
-    timer = threading.Timer(timeout, stop.set)
-    timer.start()
-    try:
-        for _ in follow_events(db, job_id, poll_interval=0.05, stop=stop):
-            pass
-    finally:
-        timer.cancel()
-    job = get_job(db, job_id)
-    assert job.status.terminal, f"job still {job.status} after {timeout}s"
-    return job
 
 
 def leads_of(db: Database, job: Job) -> list[dict[str, Any]]:
